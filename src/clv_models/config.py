@@ -1,0 +1,192 @@
+"""Run settings: frozen pydantic models loaded from TOML, with dotted overrides.
+
+Precedence, lowest first: the defaults below, the TOML file (``--config``), ``--set
+section.key=value`` overrides, then dedicated CLI flags (``--orders``, ``--columns``, ``--as-of``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from clv_models.errors import ClvInputError
+
+CANONICAL_FIELDS = (
+    "customer_id",
+    "order_id",
+    "order_ts",
+    "amount",
+    "quantity",
+    "unit_price",
+    "channel",
+    "country",
+    "category",
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnMap(_Frozen):
+    """Which source column holds each canonical field (DESIGN.md §4).
+
+    ``amount`` is either given, or computed as ``quantity × unit_price``. Without ``order_id``
+    every source row is one order (as in CDNOW).
+    """
+
+    customer_id: str = "customer_id"
+    order_ts: str = "order_ts"
+    order_id: str | None = None
+    amount: str | None = "amount"
+    quantity: str | None = None
+    unit_price: str | None = None
+    channel: str | None = None
+    country: str | None = None
+    category: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str, base: ColumnMap | None = None) -> ColumnMap:
+        """Parse ``customer_id=CustomerID,order_ts=InvoiceDate,...`` on top of ``base``.
+
+        Giving ``quantity``/``unit_price`` without ``amount`` clears the default ``amount``.
+        """
+        values = (base or cls()).model_dump()
+        given: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, value = part.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or not value:
+                raise ClvInputError(
+                    f"--columns: '{part}' is not of the form field=SourceColumn "
+                    f"(fields: {', '.join(CANONICAL_FIELDS)})"
+                )
+            if key not in CANONICAL_FIELDS:
+                raise ClvInputError(
+                    f"--columns: unknown field '{key}'; known fields: {', '.join(CANONICAL_FIELDS)}"
+                )
+            given[key] = value
+        if ("quantity" in given or "unit_price" in given) and "amount" not in given:
+            values["amount"] = None
+        values.update(given)
+        return cls(**values)
+
+
+class SourceSettings(_Frozen):
+    """Where the orders come from and how to read them."""
+
+    path: str | None = Field(
+        None,
+        description="File path (CSV, Parquet, DuckDB, SQLite) or a SQLAlchemy URL (postgresql://…).",
+    )
+    format: Literal["auto", "csv", "parquet", "duckdb", "sql"] = "auto"
+    table: str | None = Field(None, description="Table to read from a database source.")
+    query: str | None = Field(None, description="SQL query to read from a database source.")
+    delimiter: str | None = Field(None, description="CSV delimiter; detected when unset.")
+    encoding: str | None = Field(None, description="CSV text encoding; detected when unset.")
+    timestamp_format: str | None = Field(
+        None, description="strptime format of order_ts text (e.g. '%m/%d/%Y %H:%M'); ISO when unset."
+    )
+    columns: ColumnMap = ColumnMap()
+
+
+class ValidationSettings(_Frozen):
+    """Row-level validation and the quarantine (DESIGN.md §4 'Bad input')."""
+
+    max_bad_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Fail when malformed rows (bad timestamp/amount, duplicate line) exceed this share.",
+    )
+    quarantine: str | None = Field(
+        "quarantine/{source}.parquet",
+        description="Quarantine Parquet path; '{source}' is the source file's stem.",
+    )
+    drop_duplicate_lines: bool = Field(
+        True, description="Quarantine exact repeats of a line within one order (needs order_id)."
+    )
+
+
+class FeatureSettings(_Frozen):
+    """RFM summary settings (DESIGN.md §2)."""
+
+    unit: Literal["D", "W"] = "D"
+    as_of: dt.date | None = Field(None, description="Cutoff (end of that day); default: last order date.")
+    holdout_end: dt.date | None = Field(None, description="End of the holdout window (inclusive day).")
+
+    @field_validator("holdout_end")
+    @classmethod
+    def _holdout_after_cutoff(cls, value: dt.date | None, info: Any) -> dt.date | None:
+        as_of = info.data.get("as_of")
+        if value is not None and as_of is not None and value <= as_of:
+            raise ValueError(f"holdout_end {value} must be after as_of {as_of}")
+        return value
+
+
+class Settings(_Frozen):
+    orders: SourceSettings = SourceSettings()
+    validation: ValidationSettings = ValidationSettings()
+    features: FeatureSettings = FeatureSettings()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ClvInputError(f"--set {dotted}: '{key}' is not a section")
+    node[keys[-1]] = value
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ClvInputError(f"--set '{item}' is not of the form section.key=value")
+    raw = raw.strip()
+    try:  # TOML literal first (numbers, booleans, quoted strings, dates) …
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:  # … otherwise a bare string
+        value = raw
+    return key.strip(), value
+
+
+def load_settings(path: str | Path | None = None, overrides: list[str] | None = None) -> Settings:
+    """Load settings from a TOML file (optional) and apply ``section.key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ClvInputError(f"{path}: config file not found; pass an existing TOML file to --config")
+        try:
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ClvInputError(f"{path}: invalid TOML ({exc}); fix the file") from None
+    for item in overrides or []:
+        _set_dotted(tree, *_parse_override(item))
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        source = f"{path}: " if path else ""
+        raise ClvInputError(
+            f"{source}config error at '{where}': {first['msg']} ({exc.error_count()} error(s) in total)"
+        ) from None
+
+
+def settings_to_toml(settings: Settings) -> str:
+    """The effective settings as TOML (``None`` values are omitted: TOML has no null)."""
+    import tomli_w
+
+    def drop_none(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: drop_none(v) for k, v in node.items() if v is not None}
+        return node
+
+    return tomli_w.dumps(drop_none(settings.model_dump(mode="python")))

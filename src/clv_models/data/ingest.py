@@ -1,0 +1,439 @@
+"""Raw order lines -> canonical orders, in DuckDB, with validation and a quarantine.
+
+Policy (DESIGN.md §4, docs/decisions.md):
+
+1. Each source row is one *line*. A line is quarantined, with the first reason that applies, for
+   ``missing_customer_id`` (guest checkout: reported, never fails the run), ``bad_timestamp``,
+   ``bad_amount`` (missing, not finite, or |amount| ≥ 1e15), ``missing_order_id`` (an order id
+   column is mapped but empty), ``after_cutoff`` (after the end of the ``as_of`` day) and
+   ``duplicate_line`` (an exact repeat of an earlier line, every source column equal; only when
+   an order id is mapped, since without one each row is its own order and two equal rows are two
+   purchases, as in CDNOW).
+2. The remaining lines of one ``(customer_id, order_id)`` are summed into one order at the
+   earliest line's timestamp; without an order id each line is one order.
+3. Returns: an order whose net amount is negative (a credit note such as Online Retail's ``C``
+   invoices, or a return line) is netted into the customer's value: its amount is subtracted
+   from the same customer's latest purchase at or before it. A credit with no earlier purchase
+   is quarantined as ``return_without_purchase``.
+4. An order whose net amount is ≤ 0 (zero-priced, or returned in full) is not a purchase: it is
+   quarantined as ``non_positive_order``.
+
+Amounts are aggregated as DECIMAL(38, 9): exact sums, so the result does not depend on the order
+in which DuckDB's threads add them (byte-identical reruns).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import duckdb
+
+from clv_models.config import ColumnMap, SourceSettings, ValidationSettings
+from clv_models.data.io import write_relation_atomic
+from clv_models.data.quality import MALFORMED_REASONS, QualityReport
+from clv_models.data.sources import (
+    RAW_VIEW,
+    ROW_COLUMN,
+    OpenedSource,
+    check_columns,
+    describe_duckdb_error,
+    open_source,
+    quote_ident,
+    quote_literal,
+)
+from clv_models.errors import ClvInputError, TooManyBadRowsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ORDERS_TABLE = "orders"
+MAX_ABS_AMOUNT = 1e15  # DECIMAL(38, 9) holds 1e29; anything near 1e15 is an export error
+MONEY = "DECIMAL(38, 9)"
+OPTIONAL_TEXT_FIELDS = ("channel", "country", "category")
+
+# Tried in order when order_ts is text that is not ISO 8601; a format is used only if it parses
+# every sampled value and no other candidate does.
+CANDIDATE_TIMESTAMP_FORMATS = (
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y",
+    "%Y%m%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestResult(AbstractContextManager["IngestResult"]):
+    """Canonical orders held in a DuckDB connection (table ``orders``) and the quality report.
+
+    ``orders`` columns: ``customer_id`` (VARCHAR), ``order_id`` (VARCHAR), ``order_ts``
+    (TIMESTAMP, naive UTC), ``amount`` (DOUBLE, net of returns, > 0), ``returned_amount``
+    (DOUBLE, ≥ 0), ``n_lines`` and the optional fields that were mapped. Close it (or use it as
+    a context manager) to free the connection and temporary files.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    report: QualityReport
+    quarantine_path: Path | None
+    _workdir: tempfile.TemporaryDirectory[str] = field(repr=False)
+
+    @property
+    def relation(self) -> str:
+        return ORDERS_TABLE
+
+    def orders_frame(self) -> pd.DataFrame:
+        """The canonical orders as a DataFrame (sorted by customer, time, order id)."""
+        return self.con.execute(
+            f"SELECT * FROM {ORDERS_TABLE} ORDER BY customer_id, order_ts, order_id"
+        ).df()
+
+    def write_orders(self, path: str | Path) -> Path:
+        """Write the canonical orders (Parquet or CSV by extension), atomically."""
+        return write_relation_atomic(
+            self.con, f"SELECT * FROM {ORDERS_TABLE} ORDER BY customer_id, order_ts, order_id", path
+        )
+
+    def close(self) -> None:
+        self.con.close()
+        self._workdir.cleanup()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def connect(workdir: str | Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose spill files go to ``workdir`` (never the current directory)."""
+    config: dict[str, Any] = {"temp_directory": str(workdir)}
+    if threads:
+        config["threads"] = threads
+    return duckdb.connect(":memory:", config=config)
+
+
+def _customer_id_expr(column: str, dtype: str) -> str:
+    col = quote_ident(column)
+    if dtype in ("FLOAT", "DOUBLE") or dtype.startswith("DECIMAL"):
+        # 17850.0 (ids exported as floats) -> "17850"
+        return (
+            f"CASE WHEN {col} IS NULL OR isnan(CAST({col} AS DOUBLE)) THEN NULL "
+            f"WHEN {col} = trunc({col}) AND abs({col}) < 1e18 THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR) "
+            f"ELSE CAST({col} AS VARCHAR) END"
+        )
+    text = f"trim(CAST({col} AS VARCHAR))"
+    return f"NULLIF(regexp_replace({text}, '^([0-9]+)\\.0+$', '\\1'), '')"
+
+
+def _timestamp_expr(column: str, dtype: str, fmt: str | None) -> str:
+    col = quote_ident(column)
+    if dtype in ("TIMESTAMP", "DATE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"):
+        return f"CAST({col} AS TIMESTAMP)"
+    if dtype == "TIMESTAMP WITH TIME ZONE":
+        return f"CAST(timezone('UTC', {col}) AS TIMESTAMP)"
+    text = f"trim(CAST({col} AS VARCHAR))"
+    if fmt:
+        return f"try_strptime({text}, {quote_literal(fmt)})"
+    return f"TRY_CAST({text} AS TIMESTAMP)"
+
+
+def _choose_timestamp_format(con: duckdb.DuckDBPyConnection, column: str, dtype: str, label: str) -> str | None:
+    """For text timestamps that are not ISO 8601, find the one format that parses a sample."""
+    if dtype not in ("VARCHAR", "BIGINT", "INTEGER", "HUGEINT", "UBIGINT"):
+        return None
+    text = f"trim(CAST({quote_ident(column)} AS VARCHAR))"
+    sample = f"(SELECT {text} AS v FROM {RAW_VIEW} WHERE {text} <> '' LIMIT 2000)"
+    total, iso_ok = con.execute(
+        f"SELECT count(*), count(TRY_CAST(v AS TIMESTAMP)) FROM {sample}"
+    ).fetchone()
+    if total == 0 or iso_ok >= 0.5 * total:
+        return None
+    parsing = [
+        fmt
+        for fmt in CANDIDATE_TIMESTAMP_FORMATS
+        if con.execute(f"SELECT count(try_strptime(v, {quote_literal(fmt)})) FROM {sample}").fetchone()[0] == total
+    ]
+    example = con.execute(f"SELECT v FROM {sample} LIMIT 1").fetchone()[0]
+    if len(parsing) == 1:
+        return parsing[0]
+    if not parsing:
+        raise ClvInputError(
+            f"{label}: column '{column}' holds timestamps like '{example}' that are not ISO 8601; "
+            "pass --timestamp-format (e.g. '%m/%d/%Y %H:%M')"
+        )
+    raise ClvInputError(
+        f"{label}: timestamps like '{example}' in '{column}' are ambiguous "
+        f"({' or '.join(repr(f) for f in parsing)}); pass --timestamp-format"
+    )
+
+
+def _amount_expr(columns: ColumnMap) -> str:
+    if columns.amount:
+        return f"TRY_CAST({quote_ident(columns.amount)} AS DOUBLE)"
+    return (
+        f"TRY_CAST({quote_ident(columns.quantity)} AS DOUBLE) * "  # type: ignore[arg-type]
+        f"TRY_CAST({quote_ident(columns.unit_price)} AS DOUBLE)"  # type: ignore[arg-type]
+    )
+
+
+def _mapping(columns: ColumnMap) -> dict[str, str]:
+    if not columns.amount and not (columns.quantity and columns.unit_price):
+        raise ClvInputError(
+            "no amount: map an amount column (--columns amount=Col) or both quantity and unit_price"
+        )
+    return {name: value for name, value in columns.model_dump().items() if value}
+
+
+def ingest(
+    source: SourceSettings | pd.DataFrame | str | Path,
+    *,
+    columns: ColumnMap | None = None,
+    as_of: dt.date | None = None,
+    validation: ValidationSettings | None = None,
+    quarantine_path: str | Path | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Read, validate and aggregate order lines into canonical orders.
+
+    Args:
+        source: settings, a path, or a DataFrame of raw lines (never modified).
+        columns: the column map; defaults to ``source.columns`` (or canonical names).
+        as_of: cutoff date; lines after the end of that day are quarantined as ``after_cutoff``.
+        validation: limits and quarantine settings.
+        quarantine_path: where to write the quarantine Parquet (overrides ``validation``);
+            nothing is written when neither gives a path.
+    Raises:
+        ClvInputError: a file-level problem (missing file or column, empty, undecodable).
+        TooManyBadRowsError: malformed rows exceed ``validation.max_bad_share`` (the quarantine
+            file is written first, so the user can inspect it).
+    """
+    import pandas as pd
+
+    validation = validation or ValidationSettings()
+    if isinstance(source, (str, Path)):
+        source = SourceSettings(path=str(source), columns=columns or ColumnMap())
+    if isinstance(source, pd.DataFrame):
+        columns = columns or ColumnMap()
+        source_settings = SourceSettings(columns=columns)
+    else:
+        columns = columns or source.columns
+        source_settings = source
+    mapping = _mapping(columns)
+    say = progress or (lambda _msg: None)
+
+    workdir = tempfile.TemporaryDirectory(prefix="clv-ingest-")
+    con = connect(workdir.name, threads)
+    try:
+        say("reading orders")
+        opened = open_source(con, source, Path(workdir.name))
+        check_columns(opened, mapping)
+        say("validating lines")
+        report = _build_lines_and_orders(con, opened, columns, source_settings, as_of, validation)
+        target = quarantine_path if quarantine_path is not None else validation.quarantine
+        written: Path | None = None
+        if target is not None and report.rows_quarantined > 0:
+            say("writing quarantine")
+            written = _write_quarantine(con, opened, Path(str(target).replace("{source}", opened.stem)))
+        report.quarantine_path = str(written) if written else None
+        if report.malformed_share > validation.max_bad_share:
+            where = f"; see {written}" if written else ""
+            raise TooManyBadRowsError(
+                f"{opened.label}: {report.malformed_rows:,} of {report.rows_read:,} rows "
+                f"({report.malformed_share:.1%}) are malformed ({report.malformed_summary()}), above the "
+                f"limit of {validation.max_bad_share:.1%}{where}; fix the export or raise "
+                "validation.max_bad_share"
+            )
+        if report.orders == 0:
+            raise ClvInputError(
+                f"{opened.label}: no usable orders ({report.reason_summary()}); "
+                "check the column mapping and --as-of"
+            )
+        return IngestResult(con=con, report=report, quarantine_path=written, _workdir=workdir)
+    except duckdb.Error as exc:
+        con.close()
+        workdir.cleanup()
+        raise ClvInputError(f"{source_settings.path or '<DataFrame>'}: {describe_duckdb_error(exc)}") from None
+    except BaseException:
+        con.close()
+        workdir.cleanup()
+        raise
+
+
+def _build_lines_and_orders(
+    con: duckdb.DuckDBPyConnection,
+    opened: OpenedSource,
+    columns: ColumnMap,
+    source: SourceSettings,
+    as_of: dt.date | None,
+    validation: ValidationSettings,
+) -> QualityReport:
+    types = opened.column_types
+    fmt = source.timestamp_format or _choose_timestamp_format(
+        con, columns.order_ts, types[columns.order_ts], opened.label
+    )
+    cid = _customer_id_expr(columns.customer_id, types[columns.customer_id])
+    ts = _timestamp_expr(columns.order_ts, types[columns.order_ts], fmt)
+    amount = _amount_expr(columns)
+    # Without an order id every line is its own order, keyed by its source row number.
+    oid = (
+        _customer_id_expr(columns.order_id, types[columns.order_id])
+        if columns.order_id
+        else f"CAST({ROW_COLUMN} AS VARCHAR)"
+    )
+    extras = {
+        name: f"CAST({quote_ident(getattr(columns, name))} AS VARCHAR)"
+        for name in OPTIONAL_TEXT_FIELDS
+        if getattr(columns, name)
+    }
+    if columns.quantity:
+        extras["quantity"] = f"TRY_CAST({quote_ident(columns.quantity)} AS DOUBLE)"
+    extra_select = "".join(f", {expr} AS {name}" for name, expr in extras.items())
+    cutoff = (
+        f"TIMESTAMP {quote_literal((as_of + dt.timedelta(days=1)).isoformat())}" if as_of else "NULL"
+    )
+    dedupe = validation.drop_duplicate_lines and columns.order_id is not None
+    all_columns = ", ".join(quote_ident(c) for c in types)
+    duplicate_rank = (
+        f"row_number() OVER (PARTITION BY {all_columns} ORDER BY {ROW_COLUMN})" if dedupe else "1"
+    )
+    con.execute(
+        f"""
+        CREATE TEMP TABLE lines AS
+        WITH parsed AS (
+            SELECT {ROW_COLUMN} AS row_number, {cid} AS customer_id, {oid} AS order_id,
+                   {ts} AS order_ts, {amount} AS amount, {duplicate_rank} AS duplicate_rank
+                   {extra_select}
+            FROM {RAW_VIEW}
+        )
+        SELECT *, CASE
+            WHEN customer_id IS NULL THEN 'missing_customer_id'
+            WHEN order_ts IS NULL THEN 'bad_timestamp'
+            WHEN amount IS NULL OR NOT isfinite(amount) OR abs(amount) >= {MAX_ABS_AMOUNT} THEN 'bad_amount'
+            WHEN {'order_id IS NULL' if columns.order_id else 'false'} THEN 'missing_order_id'
+            WHEN order_ts >= {cutoff} THEN 'after_cutoff'
+            WHEN duplicate_rank > 1 THEN 'duplicate_line'
+        END AS reason
+        FROM parsed
+        """
+    )
+    extra_aggs = "".join(
+        f", sum({name}) AS {name}" if name == "quantity" else f", min({name}) AS {name}" for name in extras
+    )
+    con.execute(
+        f"""
+        CREATE TEMP TABLE order_candidates AS
+        SELECT customer_id, order_id, min(order_ts) AS order_ts,
+               sum(CAST(amount AS {MONEY})) AS amount, count(*) AS n_lines {extra_aggs}
+        FROM lines WHERE reason IS NULL
+        GROUP BY customer_id, order_id
+        """
+    )
+    # A credit (net < 0) is matched to the customer's latest purchase at or before it.
+    con.execute(
+        f"""
+        CREATE TEMP TABLE credit_matches AS
+        SELECT c.customer_id, c.order_id AS credit_order_id, c.amount AS credit_amount,
+               p.order_id AS purchase_order_id
+        FROM (SELECT * FROM order_candidates WHERE amount < 0) c
+        ASOF LEFT JOIN (SELECT customer_id, order_id, order_ts FROM order_candidates WHERE amount > 0) p
+          ON c.customer_id = p.customer_id AND c.order_ts >= p.order_ts
+        """
+    )
+    extra_columns = "".join(f", o.{name}" for name in extras)
+    con.execute(
+        f"""
+        CREATE TEMP TABLE netted AS
+        SELECT o.customer_id, o.order_id, o.order_ts,
+               o.amount + coalesce(r.returned, 0) AS amount,
+               -coalesce(r.returned, 0) AS returned_amount, o.n_lines {extra_columns}
+        FROM order_candidates o
+        LEFT JOIN (
+            SELECT customer_id, purchase_order_id, sum(credit_amount) AS returned
+            FROM credit_matches WHERE purchase_order_id IS NOT NULL GROUP BY ALL
+        ) r ON o.customer_id = r.customer_id AND o.order_id = r.purchase_order_id
+        WHERE o.amount >= 0
+        """
+    )
+    con.execute(
+        f"""
+        CREATE TEMP TABLE {ORDERS_TABLE} AS
+        SELECT customer_id, order_id, order_ts, CAST(amount AS DOUBLE) AS amount,
+               CAST(returned_amount AS DOUBLE) AS returned_amount, n_lines
+               {''.join(f', {name}' for name in extras)}
+        FROM netted WHERE amount > 0
+        ORDER BY customer_id, order_ts, order_id
+        """
+    )
+    # Order-level reasons go back onto the lines of those orders.
+    con.execute(
+        f"""
+        CREATE TEMP TABLE order_rejects AS
+        SELECT customer_id, order_id, 'non_positive_order' AS reason FROM netted WHERE amount <= 0
+        UNION ALL
+        SELECT customer_id, credit_order_id, 'return_without_purchase' FROM credit_matches
+        WHERE purchase_order_id IS NULL
+        """
+    )
+    con.execute(
+        f"""
+        UPDATE lines SET reason = r.reason FROM order_rejects r
+        WHERE lines.reason IS NULL AND lines.customer_id = r.customer_id
+          AND lines.order_id = r.order_id
+        """
+    )
+    counts = dict(
+        con.execute("SELECT reason, count(*) FROM lines WHERE reason IS NOT NULL GROUP BY reason").fetchall()
+    )
+    rows_read = con.execute("SELECT count(*) FROM lines").fetchone()[0]
+    summary = con.execute(
+        f"""SELECT count(*), count(DISTINCT customer_id), min(order_ts), max(order_ts),
+                   coalesce(sum(CAST(amount AS {MONEY})), 0), coalesce(sum(CAST(returned_amount AS {MONEY})), 0),
+                   count(*) FILTER (WHERE returned_amount > 0)
+            FROM {ORDERS_TABLE}"""
+    ).fetchone()
+    netted_credits = con.execute(
+        "SELECT count(*) FROM credit_matches WHERE purchase_order_id IS NOT NULL"
+    ).fetchone()[0]
+    return QualityReport(
+        source=opened.label,
+        rows_read=rows_read,
+        reason_counts={reason: int(counts.get(reason, 0)) for reason in sorted(counts)},
+        orders=int(summary[0]),
+        customers=int(summary[1]),
+        first_order_ts=summary[2],
+        last_order_ts=summary[3],
+        net_revenue=float(summary[4]),
+        returned_revenue=float(summary[5]),
+        orders_with_returns=int(summary[6]),
+        credits_netted=int(netted_credits),
+        as_of=as_of,
+        timestamp_format=fmt,
+    )
+
+
+def _write_quarantine(con: duckdb.DuckDBPyConnection, opened: OpenedSource, path: Path) -> Path:
+    """Raw rows (every source column, untouched) with their reason code and source row number."""
+    raw_columns = ", ".join(f"r.{quote_ident(c)}" for c in opened.column_types)
+    query = f"""
+        SELECT l.reason, l.row_number AS source_row, {raw_columns}
+        FROM lines l JOIN {RAW_VIEW} r ON r.{ROW_COLUMN} = l.row_number
+        WHERE l.reason IS NOT NULL
+        ORDER BY l.row_number
+    """
+    return write_relation_atomic(con, query, path, fmt="parquet")
+
+
+__all__ = ["IngestResult", "ingest", "connect", "MALFORMED_REASONS", "ORDERS_TABLE"]

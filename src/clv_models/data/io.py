@@ -1,0 +1,72 @@
+"""Writing tables atomically: a complete file appears under its final name, or nothing does."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from clv_models.errors import ClvInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def format_for(path: Path, fmt: str | None = None) -> str:
+    if fmt:
+        return fmt
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ClvInputError(f"{path}: unknown output format; use a .parquet or .csv file name") from None
+
+
+def _temporary_sibling(path: Path) -> Path:
+    # Same directory, so the final rename never crosses file systems (and stays atomic).
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def write_relation_atomic(
+    con: duckdb.DuckDBPyConnection, query: str, path: str | Path, fmt: str | None = None
+) -> Path:
+    """Run ``query`` and write its result to ``path`` (Parquet or CSV), atomically."""
+    path = Path(path)
+    fmt = format_for(path, fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+    literal = "'" + str(tmp).replace("'", "''") + "'"
+    try:
+        con.execute(f"COPY ({query}) TO {literal} ({options})")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_frame_atomic(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
+    """Write a DataFrame to ``path`` (Parquet or CSV by extension), atomically."""
+    path = Path(path)
+    fmt = format_for(path, fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        if fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
