@@ -156,8 +156,13 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load_settings(path: str | Path | None = None, overrides: list[str] | None = None) -> Settings:
-    """Load settings from a TOML file (optional) and apply ``section.key=value`` overrides."""
+def load_settings(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Settings:
+    """Load settings from a TOML file (optional), then apply ``section.key=value`` overrides
+    (TOML literals), then ``values`` (already-typed dotted keys, e.g. from CLI flags)."""
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -169,6 +174,9 @@ def load_settings(path: str | Path | None = None, overrides: list[str] | None = 
             raise ClvInputError(f"{path}: invalid TOML ({exc}); fix the file") from None
     for item in overrides or []:
         _set_dotted(tree, *_parse_override(item))
+    for key, value in (values or {}).items():
+        if value is not None:
+            _set_dotted(tree, key, value)
     try:
         return Settings.model_validate(tree)
     except ValidationError as exc:

@@ -341,14 +341,19 @@ def _build_lines_and_orders(
         GROUP BY customer_id, order_id
         """
     )
-    # A credit (net < 0) is matched to the customer's latest purchase at or before it.
+    # A credit (net < 0) is matched to the customer's latest purchase at or before it. Purchases
+    # sharing a timestamp are first reduced to the one with the greatest order id, so the ASOF
+    # join has a single candidate per instant and the match is deterministic.
     con.execute(
         f"""
         CREATE TEMP TABLE credit_matches AS
         SELECT c.customer_id, c.order_id AS credit_order_id, c.amount AS credit_amount,
                p.order_id AS purchase_order_id
         FROM (SELECT * FROM order_candidates WHERE amount < 0) c
-        ASOF LEFT JOIN (SELECT customer_id, order_id, order_ts FROM order_candidates WHERE amount > 0) p
+        ASOF LEFT JOIN (
+            SELECT customer_id, order_ts, max(order_id) AS order_id
+            FROM order_candidates WHERE amount > 0 GROUP BY customer_id, order_ts
+        ) p
           ON c.customer_id = p.customer_id AND c.order_ts >= p.order_ts
         """
     )
