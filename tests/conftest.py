@@ -1,0 +1,53 @@
+"""Shared fixtures. Tests never write into the repository: every output goes to tmp_path."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import settings
+
+# No example database in the working tree (tests must not write into the repo).
+settings.register_profile("clv", database=None, deadline=None)
+settings.load_profile("clv")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ONLINE_RETAIL_COLUMNS = (
+    "customer_id=CustomerID,order_id=InvoiceNo,order_ts=InvoiceDate,quantity=Quantity,unit_price=UnitPrice"
+)
+
+
+def _shared_data_dir() -> Path:
+    return Path(os.environ.get("CLV_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def online_retail_path() -> Path:
+    path = _shared_data_dir() / "online_retail_2010_2011.parquet"
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing in CI; ../shared/data must sit beside the repository")
+        pytest.skip(f"{path} not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cdnow_master_path() -> Path:
+    return Path(str(resources.files("lifetimes.datasets").joinpath("CDNOW_master.txt")))
+
+
+@pytest.fixture(scope="session")
+def cdnow_master(cdnow_master_path: Path) -> pd.DataFrame:
+    """CDNOW master as published: one row per purchase (no order id), dates as YYYYMMDD."""
+    return pd.read_csv(
+        cdnow_master_path, sep=r"\s+", dtype={"customer_id": str, "date": str}
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_writes_into_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Relative output paths (quarantine/…, MLflow stores) land in the test's own directory.
+    monkeypatch.chdir(tmp_path)
