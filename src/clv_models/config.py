@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clv_models.errors import ClvInputError
 
@@ -48,6 +48,13 @@ class ColumnMap(_Frozen):
     channel: str | None = None
     country: str | None = None
     category: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quantity_times_price_replaces_default_amount(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("quantity") and data.get("unit_price") and "amount" not in data:
+            return {**data, "amount": None}
+        return data
 
     @classmethod
     def parse(cls, spec: str, base: ColumnMap | None = None) -> ColumnMap:

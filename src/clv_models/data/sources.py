@@ -288,7 +288,7 @@ def check_columns(opened: OpenedSource, mapping: dict[str, str]) -> None:
         if column in opened.column_types:
             continue
         lowered = {name.lower(): name for name in available}
-        closest = lowered.get(column.lower()) or next(iter(difflib.get_close_matches(column, available, n=1)), None)
+        closest = lowered.get(column.lower()) or next(iter(difflib.get_close_matches(column, available, n=1, cutoff=0.75)), None)
         hint = f"did you mean '{closest}'? " if closest else ""
         raise ClvInputError(
             f"{opened.label}: column '{column}' (mapped to {field}) not found; {hint}"
