@@ -19,7 +19,7 @@ demo: $(BIN)/.installed
 
 # pytest exits 5 when it collected no test: treat that as a failure, not as green.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest; rc=$$?; \
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: $(BIN)/.installed

@@ -6,9 +6,14 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import pandas as pd
-import pytest
-from hypothesis import settings
+import tempfile
+
+# Hypothesis keeps a directory of its own; point it outside the repository before importing it.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="clv-hypothesis-"))
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 # No example database in the working tree (tests must not write into the repo).
 settings.register_profile("clv", database=None, deadline=None)

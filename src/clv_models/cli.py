@@ -143,6 +143,7 @@ def _ingest(settings: Settings) -> Any:
             settings.orders,
             as_of=settings.features.as_of,
             validation=settings.validation,
+            quarantine_path=settings.validation.quarantine,
             progress=say,
         )
 

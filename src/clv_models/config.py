@@ -112,7 +112,7 @@ class ValidationSettings(_Frozen):
     )
     quarantine: str | None = Field(
         "quarantine/{source}.parquet",
-        description="Quarantine Parquet path; '{source}' is the source file's stem.",
+        description="Quarantine Parquet path written by the CLI; '{source}' is the source file's stem.",
     )
     drop_duplicate_lines: bool = Field(
         True, description="Quarantine exact repeats of a line within one order (needs order_id)."

@@ -254,3 +254,14 @@ def test_online_retail_report(online_retail_path: Path) -> None:
     positive = lines.groupby(["CustomerID", "InvoiceNo"])["amount"].sum()
     assert report.customers <= positive[positive > 0].index.get_level_values(0).nunique()
     assert report.customers > 4_300
+
+
+def test_quarantine_available_without_a_file(lines_csv: Path, tmp_path: Path) -> None:
+    with ingest(lines_csv, columns=COLUMNS, as_of=dt.date(2024, 1, 31),
+                validation=ValidationSettings(max_bad_share=1.0)) as result:
+        assert result.quarantine_path is None
+        frame = result.quarantine_frame()
+        written = result.write_quarantine(tmp_path / "later.parquet")
+    assert frame["reason"].value_counts().to_dict() == result.report.reason_counts
+    pd.testing.assert_frame_equal(pd.read_parquet(written), frame, check_dtype=False)
+    assert set(tmp_path.iterdir()) == {lines_csv, written}  # nothing else was written

@@ -90,6 +90,7 @@ class IngestResult(AbstractContextManager["IngestResult"]):
     con: duckdb.DuckDBPyConnection
     report: QualityReport
     quarantine_path: Path | None
+    source: OpenedSource
     _workdir: tempfile.TemporaryDirectory[str] = field(repr=False)
 
     @property
@@ -107,6 +108,14 @@ class IngestResult(AbstractContextManager["IngestResult"]):
         return write_relation_atomic(
             self.con, f"SELECT * FROM {ORDERS_TABLE} ORDER BY customer_id, order_ts, order_id", path
         )
+
+    def quarantine_frame(self) -> pd.DataFrame:
+        """Quarantined raw rows with ``reason`` and ``source_row`` (1-based)."""
+        return self.con.execute(quarantine_sql(self.source)).df()
+
+    def write_quarantine(self, path: str | Path) -> Path:
+        """Write the quarantined raw rows to a Parquet file, atomically."""
+        return write_relation_atomic(self.con, quarantine_sql(self.source), path, fmt="parquet")
 
     def close(self) -> None:
         self.con.close()
@@ -213,8 +222,9 @@ def ingest(
         columns: the column map; defaults to ``source.columns`` (or canonical names).
         as_of: cutoff date; lines after the end of that day are quarantined as ``after_cutoff``.
         validation: limits and quarantine settings.
-        quarantine_path: where to write the quarantine Parquet (overrides ``validation``);
-            nothing is written when neither gives a path.
+        quarantine_path: where to write the quarantine Parquet ('{source}' is replaced by the
+            source file's stem); ``None`` writes no file (the rows stay available through
+            :meth:`IngestResult.quarantine_frame` / :meth:`IngestResult.write_quarantine`).
     Raises:
         ClvInputError: a file-level problem (missing file or column, empty, undecodable).
         TooManyBadRowsError: malformed rows exceed ``validation.max_bad_share`` (the quarantine
@@ -242,11 +252,11 @@ def ingest(
         check_columns(opened, mapping)
         say("validating lines")
         report = _build_lines_and_orders(con, opened, columns, source_settings, as_of, validation)
-        target = quarantine_path if quarantine_path is not None else validation.quarantine
         written: Path | None = None
-        if target is not None and report.rows_quarantined > 0:
+        if quarantine_path is not None and report.rows_quarantined > 0:
             say("writing quarantine")
-            written = _write_quarantine(con, opened, Path(str(target).replace("{source}", opened.stem)))
+            target = Path(str(quarantine_path).replace("{source}", opened.stem))
+            written = write_relation_atomic(con, quarantine_sql(opened), target, fmt="parquet")
         report.quarantine_path = str(written) if written else None
         if report.malformed_share > validation.max_bad_share:
             where = f"; see {written}" if written else ""
@@ -261,7 +271,7 @@ def ingest(
                 f"{opened.label}: no usable orders ({report.reason_summary()}); "
                 "check the column mapping and --as-of"
             )
-        return IngestResult(con=con, report=report, quarantine_path=written, _workdir=workdir)
+        return IngestResult(con=con, report=report, quarantine_path=written, source=opened, _workdir=workdir)
     except duckdb.Error as exc:
         con.close()
         workdir.cleanup()
@@ -429,16 +439,15 @@ def _build_lines_and_orders(
     )
 
 
-def _write_quarantine(con: duckdb.DuckDBPyConnection, opened: OpenedSource, path: Path) -> Path:
+def quarantine_sql(opened: OpenedSource) -> str:
     """Raw rows (every source column, untouched) with their reason code and source row number."""
     raw_columns = ", ".join(f"r.{quote_ident(c)}" for c in opened.column_types)
-    query = f"""
+    return f"""
         SELECT l.reason, l.row_number AS source_row, {raw_columns}
         FROM lines l JOIN {RAW_VIEW} r ON r.{ROW_COLUMN} = l.row_number
         WHERE l.reason IS NOT NULL
         ORDER BY l.row_number
     """
-    return write_relation_atomic(con, query, path, fmt="parquet")
 
 
-__all__ = ["IngestResult", "ingest", "connect", "MALFORMED_REASONS", "ORDERS_TABLE"]
+__all__ = ["IngestResult", "ingest", "connect", "quarantine_sql", "MALFORMED_REASONS", "ORDERS_TABLE"]
