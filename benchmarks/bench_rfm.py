@@ -147,10 +147,12 @@ def last_order_date(path: Path) -> dt.date:
 # Workers (each runs in its own process)
 
 
-def peak_rss_kib() -> int:
+def resource_usage() -> dict[str, float]:
+    """Peak RSS (KiB on Linux) and CPU seconds (user + system, all threads) of this process so far."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime}
 
 
 def limit_duckdb_threads(threads: int | None) -> None:
@@ -183,10 +185,13 @@ def run_ours(path: Path, as_of: dt.date, unit: str, threads: int | None):  # -> 
 
 
 def worker_ours(path: Path, as_of: dt.date, unit: str, threads: int | None) -> dict[str, Any]:
+    cpu_before = resource_usage()["cpu_seconds"]
     frame, seconds = run_ours(path, as_of, unit, threads)
+    usage = resource_usage()
     return {
         "seconds": seconds,
-        "peak_rss_kib": peak_rss_kib(),
+        "cpu_seconds": usage["cpu_seconds"] - cpu_before,
+        "peak_rss_kib": usage["peak_rss_kib"],
         "rows": len(frame),
         "threads": threads or duckdb_default_threads(),
     }
@@ -207,6 +212,7 @@ def worker_lifetimes(path: Path, as_of: dt.date, unit: str, save_result: Path | 
         orders = pd.read_parquet(path)
         read_seconds = time.perf_counter() - started
 
+        cpu_before = resource_usage()["cpu_seconds"]
         started = time.perf_counter()
         summary = summary_data_from_transaction_data(
             orders,
@@ -217,10 +223,12 @@ def worker_lifetimes(path: Path, as_of: dt.date, unit: str, save_result: Path | 
             freq=unit,
         )
         seconds = time.perf_counter() - started
+    usage = resource_usage()
     result = {
         "seconds": seconds,
+        "cpu_seconds": usage["cpu_seconds"] - cpu_before,
         "read_seconds": read_seconds,
-        "peak_rss_kib": peak_rss_kib(),
+        "peak_rss_kib": usage["peak_rss_kib"],
         "rows": len(summary),
     }
     if save_result is not None:  # after the clock and the RSS reading

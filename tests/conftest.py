@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from importlib import resources
 from pathlib import Path
-
-import tempfile
 
 # Hypothesis keeps a directory of its own; point it outside the repository before importing it.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="clv-hypothesis-"))

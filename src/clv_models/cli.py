@@ -134,14 +134,14 @@ def _progress() -> Any:
     return status, say
 
 
-def _ingest(settings: Settings) -> Any:
+def _ingest(settings: Settings, cutoff: dt.date | None) -> Any:
     from clv_models.data import ingest
 
     status, say = _progress()
     with status:
         return ingest(
             settings.orders,
-            as_of=settings.features.as_of,
+            as_of=cutoff,
             validation=settings.validation,
             quarantine_path=settings.validation.quarantine,
             progress=say,
@@ -244,7 +244,7 @@ def validate(
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
             **{"validation.max_bad_share": max_bad_share},
         )
-        with _ingest(settings) as result:
+        with _ingest(settings, settings.features.as_of) as result:
             _print_quality(result.report)
             if orders_out:
                 written = result.write_orders(orders_out)
@@ -287,23 +287,22 @@ def features(
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
             **{"features.unit": unit, "features.holdout_end": holdout_end},
         )
-        feature_settings = settings.features
-        # Orders after the holdout end (or the cutoff) are never read.
-        ingest_cutoff = feature_settings.holdout_end or feature_settings.as_of
-        with _ingest(settings.model_copy(update={"features": feature_settings.model_copy(update={"as_of": ingest_cutoff})})) as result:
+        chosen = settings.features
+        # Orders after the holdout end (or after the cutoff, without a holdout) are never read.
+        with _ingest(settings, chosen.holdout_end or chosen.as_of) as result:
             _print_quality(result.report)
-            cutoff = feature_settings.as_of or last_order_date(result.con, result.relation)
-            if feature_settings.holdout_end:
-                sql = calibration_holdout_sql(result.relation, cutoff, feature_settings.holdout_end, feature_settings.unit)
+            cutoff = chosen.as_of or last_order_date(result.con, result.relation)
+            if chosen.holdout_end:
+                sql = calibration_holdout_sql(result.relation, cutoff, chosen.holdout_end, chosen.unit)
             else:
-                sql = summary_sql(result.relation, cutoff, feature_settings.unit)
+                sql = summary_sql(result.relation, cutoff, chosen.unit)
             written = write_relation_atomic(result.con, sql, out_path)
             customers = result.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
-            unit_name = "days" if feature_settings.unit == "D" else "weeks"
+            unit_name = "days" if chosen.unit == "D" else "weeks"
             _print_summary(
                 result.con,
                 sql,
-                f"RFM summary at {cutoff} (end of day), unit {feature_settings.unit} ({unit_name}): "
+                f"RFM summary at {cutoff} (end of day), unit {chosen.unit} ({unit_name}): "
                 f"{customers:,} customers",
             )
         out.print(f"features written to {written}")

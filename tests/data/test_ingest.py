@@ -175,6 +175,21 @@ def test_every_source_kind_gives_the_same_orders(tmp_path: Path, lines_csv: Path
         got = _orders_via(source)
         pd.testing.assert_frame_equal(got, expected, obj=str(source))
 
+    # A query against a database source names its tables as the database knows them.
+    from clv_models.config import SourceSettings
+
+    for path in (tmp_path / "lines.duckdb", tmp_path / "lines.sqlite"):
+        source = SourceSettings(path=str(path), query="SELECT * FROM order_lines WHERE cust <> '505'",
+                                columns=COLUMNS)
+        got = _orders_via_settings(source)
+        pd.testing.assert_frame_equal(got, expected, obj=f"query on {path.name}")
+
+
+def _orders_via_settings(source) -> pd.DataFrame:
+    with ingest(source, validation=ValidationSettings(max_bad_share=1.0), quarantine_path=None,
+                as_of=dt.date(2024, 1, 31)) as result:
+        return result.orders_frame()
+
 
 def test_explicit_encoding_and_delimiter(tmp_path: Path) -> None:
     from clv_models.config import SourceSettings
@@ -190,7 +205,7 @@ def test_wrong_explicit_encoding_is_a_clear_error(tmp_path: Path) -> None:
     from clv_models.config import SourceSettings
 
     path = tmp_path / "bad.csv"
-    path.write_bytes("cust,invoice,ts,qty,price\n1,1,2024-01-01,1,2\n".encode() + b"\xff\xfe,1,2024-01-01,1,2\n")
+    path.write_bytes(b"cust,invoice,ts,qty,price\n1,1,2024-01-01,1,2\n" + b"\xff\xfe,1,2024-01-01,1,2\n")
     source = SourceSettings(path=str(path), encoding="utf-8", columns=COLUMNS)
     with pytest.raises(ClvInputError, match=r"bad.csv: .*not valid UTF-8.*--encoding"):
         ingest(source, quarantine_path=None)

@@ -25,13 +25,12 @@ in which DuckDB's threads add them (byte-identical reruns).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -355,7 +354,7 @@ def _build_lines_and_orders(
     # sharing a timestamp are first reduced to the one with the greatest order id, so the ASOF
     # join has a single candidate per instant and the match is deterministic.
     con.execute(
-        f"""
+        """
         CREATE TEMP TABLE credit_matches AS
         SELECT c.customer_id, c.order_id AS credit_order_id, c.amount AS credit_amount,
                p.order_id AS purchase_order_id
@@ -394,7 +393,7 @@ def _build_lines_and_orders(
     )
     # Order-level reasons go back onto the lines of those orders.
     con.execute(
-        f"""
+        """
         CREATE TEMP TABLE order_rejects AS
         SELECT customer_id, order_id, 'non_positive_order' AS reason FROM netted WHERE amount <= 0
         UNION ALL
@@ -403,7 +402,7 @@ def _build_lines_and_orders(
         """
     )
     con.execute(
-        f"""
+        """
         UPDATE lines SET reason = r.reason FROM order_rejects r
         WHERE lines.reason IS NULL AND lines.customer_id = r.customer_id
           AND lines.order_id = r.order_id

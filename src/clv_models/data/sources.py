@@ -127,7 +127,9 @@ def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, source: SourceSettings
         try:
             encoding = codecs.lookup(source.encoding).name
         except LookupError:
-            raise ClvInputError(f"--encoding {source.encoding}: unknown encoding; use e.g. utf-8, latin-1, cp1252") from None
+            raise ClvInputError(
+                f"--encoding {source.encoding}: unknown encoding; use e.g. utf-8, latin-1, cp1252"
+            ) from None
     else:
         encoding = _detect_encoding(path)
     read_path = path if encoding in ("utf-8", "utf-8-sig") else _transcode_to_utf8(path, encoding, workdir)
@@ -171,10 +173,15 @@ def _open_duckdb(con: duckdb.DuckDBPyConnection, path: Path, source: SourceSetti
             raise ClvInputError(
                 f"{path}: no table '{table}'; tables are: {', '.join(sorted(tables)) or 'none'}"
             )
-        body = f"SELECT * FROM src.{quote_ident(table)}"
-    con.execute(
-        f"CREATE TEMP TABLE {RAW_VIEW} AS SELECT row_number() OVER () AS {ROW_COLUMN}, * FROM ({body})"
-    )
+        body = f"SELECT * FROM {quote_ident(table)}"
+    # A user's query names the database's tables unqualified: resolve them in the attached file.
+    con.execute("USE src")
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {RAW_VIEW} AS SELECT row_number() OVER () AS {ROW_COLUMN}, * FROM ({body})"
+        )
+    finally:
+        con.execute("USE memory")
 
 
 def _open_sql(con: duckdb.DuckDBPyConnection, url: str, label: str, source: SourceSettings, workdir: Path) -> None:
@@ -203,7 +210,8 @@ def _open_sql(con: duckdb.DuckDBPyConnection, url: str, label: str, source: Sour
                     table = tables[0]
                 elif table not in tables:
                     raise ClvInputError(f"{label}: no table '{table}'; tables are: {', '.join(sorted(tables))}")
-                statement = sa.select(sa.table(table, *[sa.column(c["name"]) for c in sa.inspect(connection).get_columns(table)]))
+                table_columns = sa.inspect(connection).get_columns(table)
+                statement = sa.select(sa.table(table, *[sa.column(c["name"]) for c in table_columns]))
             target = workdir / "sql_source.parquet"
             writer = None
             for chunk in pd.read_sql(statement, connection, chunksize=200_000):
@@ -288,7 +296,8 @@ def check_columns(opened: OpenedSource, mapping: dict[str, str]) -> None:
         if column in opened.column_types:
             continue
         lowered = {name.lower(): name for name in available}
-        closest = lowered.get(column.lower()) or next(iter(difflib.get_close_matches(column, available, n=1, cutoff=0.75)), None)
+        similar = difflib.get_close_matches(column, available, n=1, cutoff=0.75)
+        closest = lowered.get(column.lower()) or (similar[0] if similar else None)
         hint = f"did you mean '{closest}'? " if closest else ""
         raise ClvInputError(
             f"{opened.label}: column '{column}' (mapped to {field}) not found; {hint}"

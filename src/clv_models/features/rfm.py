@@ -43,7 +43,6 @@ REQUIRED_ORDER_COLUMNS = ("customer_id", "order_ts", "amount")
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "duration_holdout")
 
-OrdersInput = "IngestResult | pd.DataFrame | str | Path"
 
 
 def _check_unit(unit: str) -> None:
@@ -123,7 +122,9 @@ def calibration_holdout_sql(
 
 
 @contextmanager
-def orders_relation(orders: IngestResult | pd.DataFrame | str | Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+def orders_relation(
+    orders: IngestResult | pd.DataFrame | str | Path,
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
     """A DuckDB connection and the name of a relation holding canonical orders.
 
     Files are scanned by DuckDB where they lie (out of core); a DataFrame is registered
