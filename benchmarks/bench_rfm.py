@@ -25,8 +25,11 @@ rounded to cents. Rows are in time order, like a transaction log. The file is ca
 Every measurement runs in a fresh subprocess (this script in ``--worker`` mode), so the peak
 resident set size - ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` at the end of the worker -
 belongs to one tool alone (it includes the interpreter and the imported libraries). The worker
-prints one JSON line; the parent reports the median wall time and the maximum peak RSS over
-``--repeats`` runs.
+measures wall time (``time.perf_counter``) and CPU time (user + system, all threads) of the
+timed call and prints one JSON line; the parent reports the median wall time, the median CPU
+time and the maximum peak RSS over ``--repeats`` runs. The tools alternate (ours, lifetimes,
+ours, ...) so that background load changes hit both alike; the load average before and after
+is printed, since other work on the machine inflates wall times.
 
 Correctness is checked once on the benchmark data: the first lifetimes run saves its result
 (after its clock and RSS are read), and a separate check worker runs ``rfm_summary`` and compares
@@ -65,7 +68,6 @@ SPAN_DAYS = 730
 RESULT_MARKER = "BENCH_RESULT "
 SPEED_TARGET = 10.0  # lifetimes / ours
 MEMORY_TARGET_BYTES = 2 * 10**9  # "2 GB" read strictly (1907 MiB)
-SUMMARY_COLUMNS = ["frequency", "recency", "T", "monetary_value"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,17 +157,6 @@ def resource_usage() -> dict[str, float]:
     return {"peak_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime}
 
 
-def limit_duckdb_threads(threads: int | None) -> None:
-    """Make ``rfm_summary``'s DuckDB connections use ``threads`` (its API has no such option)."""
-    if not threads:
-        return
-    import functools
-
-    import clv_models.data.ingest as ingest
-
-    ingest.connect = functools.partial(ingest.connect, threads=threads)
-
-
 def duckdb_default_threads() -> int:
     import duckdb
 
@@ -173,25 +164,26 @@ def duckdb_default_threads() -> int:
         return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
 
 
-def run_ours(path: Path, as_of: dt.date, unit: str, threads: int | None):  # -> (DataFrame, seconds)
-    import duckdb  # noqa: F401  (imported before the clock starts)
+def run_ours(path: Path, as_of: dt.date, unit: str, threads: int | None) -> tuple[Any, float, float]:
+    """``rfm_summary`` on the file: (frame, wall seconds, CPU seconds), imports done beforehand."""
+    import duckdb  # noqa: F401  (imported before the clock starts, as rfm_summary imports lazily)
+    import pandas  # noqa: F401
 
     from clv_models.features.rfm import rfm_summary
 
-    limit_duckdb_threads(threads)
+    cpu_before = resource_usage()["cpu_seconds"]
     started = time.perf_counter()
-    frame = rfm_summary(path, as_of=as_of, unit=unit)
-    return frame, time.perf_counter() - started
+    frame = rfm_summary(path, as_of=as_of, unit=unit, threads=threads)
+    seconds = time.perf_counter() - started
+    return frame, seconds, resource_usage()["cpu_seconds"] - cpu_before
 
 
 def worker_ours(path: Path, as_of: dt.date, unit: str, threads: int | None) -> dict[str, Any]:
-    cpu_before = resource_usage()["cpu_seconds"]
-    frame, seconds = run_ours(path, as_of, unit, threads)
-    usage = resource_usage()
+    frame, seconds, cpu_seconds = run_ours(path, as_of, unit, threads)
     return {
         "seconds": seconds,
-        "cpu_seconds": usage["cpu_seconds"] - cpu_before,
-        "peak_rss_kib": usage["peak_rss_kib"],
+        "cpu_seconds": cpu_seconds,
+        "peak_rss_kib": resource_usage()["peak_rss_kib"],
         "rows": len(frame),
         "threads": threads or duckdb_default_threads(),
     }
@@ -237,7 +229,7 @@ def worker_lifetimes(path: Path, as_of: dt.date, unit: str, save_result: Path | 
 
 
 def compare_summaries(ours, reference) -> dict[str, Any]:
-    """Row-for-row comparison of two RFM summaries (DataFrames with customer_id + SUMMARY_COLUMNS)."""
+    """Row-for-row comparison of two RFM summaries: customer_id, frequency, recency, T, monetary_value."""
     import numpy as np
 
     report: dict[str, Any] = {"rows_ours": len(ours), "rows_lifetimes": len(reference), "problems": []}
@@ -270,7 +262,7 @@ def compare_summaries(ours, reference) -> dict[str, Any]:
 def worker_check(path: Path, as_of: dt.date, unit: str, threads: int | None, reference: Path) -> dict[str, Any]:
     import pandas as pd
 
-    ours, _ = run_ours(path, as_of, unit, threads)
+    ours, _, _ = run_ours(path, as_of, unit, threads)
     return compare_summaries(ours, pd.read_parquet(reference))
 
 
@@ -291,13 +283,24 @@ def run_worker_mode(args: argparse.Namespace) -> None:
 
 def spawn_worker(kind: str, path: Path, as_of: dt.date, unit: str, *extra: str) -> dict[str, Any]:
     """Run this script as a ``kind`` worker in a fresh interpreter; its JSON result."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind,
-               "--parquet", str(path), "--as-of", as_of.isoformat(), "--unit", unit, *extra]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--parquet",
+        str(path),
+        "--as-of",
+        as_of.isoformat(),
+        "--unit",
+        unit,
+        *extra,
+    ]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"{kind} worker failed (exit {done.returncode}):\n{done.stdout}")
-    return json.loads(lines[-1][len(RESULT_MARKER):])
+    return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
 def cpu_model() -> str:
@@ -322,107 +325,154 @@ def versions() -> dict[str, str]:
 
 def summarize(runs: list[dict[str, Any]], key: str = "seconds") -> dict[str, Any]:
     times = [run[key] for run in runs]
-    return {
-        "median_s": statistics.median(times),
-        "runs_s": times,
-        "peak_rss_mib": max(run["peak_rss_kib"] for run in runs) / 1024,
-    }
+    stats: dict[str, Any] = {"median_s": statistics.median(times), "runs_s": times}
+    if key == "seconds":
+        stats["median_cpu_s"] = statistics.median(run["cpu_seconds"] for run in runs)
+        stats["peak_rss_mib"] = max(run["peak_rss_kib"] for run in runs) / 1024
+    return stats
 
 
 def format_table(rows: list[tuple[str, dict[str, Any] | None]]) -> str:
-    header = f"{'tool':<34} {'median s':>9}  {'runs s':<26} {'peak RSS MiB':>12}"
+    header = f"{'tool':<36} {'median s':>8}  {'runs s':<22} {'CPU s':>6} {'peak RSS MiB':>12}"
     lines = [header, "-" * len(header)]
     for name, stats in rows:
         if stats is None:
             continue
         runs = ", ".join(f"{t:.2f}" for t in stats["runs_s"])
-        rss = f"{stats['peak_rss_mib']:.0f}" if stats.get("peak_rss_mib") is not None else "-"
-        lines.append(f"{name:<34} {stats['median_s']:>9.2f}  {runs:<26} {rss:>12}")
+        cpu = f"{stats['median_cpu_s']:.1f}" if "median_cpu_s" in stats else "-"
+        rss = f"{stats['peak_rss_mib']:.0f}" if "peak_rss_mib" in stats else "-"
+        lines.append(f"{name:<36} {stats['median_s']:>8.2f}  {runs:<22} {cpu:>6} {rss:>12}")
     return "\n".join(lines)
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    command = shlex.join([sys.executable, *sys.argv])
-    info = {
-        "command": command,
+    """Generate or reuse the data, run the workers (ours and lifetimes alternating), check once."""
+    info: dict[str, Any] = {
+        "command": shlex.join([sys.executable, *sys.argv]),
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform()},
         "versions": versions(),
-        "params": {"orders": args.orders, "customers": args.customers, "seed": args.seed,
-                   "repeats": args.repeats, "unit": args.unit, "threads": args.threads},
+        "params": {
+            "orders": args.orders,
+            "customers": args.customers,
+            "seed": args.seed,
+            "repeats": args.repeats,
+            "unit": args.unit,
+            "threads": args.threads,
+        },
     }
     path = ensure_dataset(Path(args.data_dir), args.orders, args.customers, args.seed)
     as_of = last_order_date(path)
     info["data"] = {"path": str(path), "bytes": path.stat().st_size, "as_of": as_of.isoformat()}
     thread_args = ["--threads", str(args.threads)] if args.threads else []
+    info["load_before"] = os.getloadavg()
 
-    ours_runs = []
-    for i in range(args.repeats):
-        ours_runs.append(spawn_worker("ours", path, as_of, args.unit, *thread_args))
-        print(f"ours      run {i + 1}/{args.repeats}: {ours_runs[-1]['seconds']:.2f} s", flush=True)
-    info["ours"] = summarize(ours_runs) | {"rows": ours_runs[0]["rows"], "threads": ours_runs[0]["threads"]}
-
+    ours_runs: list[dict[str, Any]] = []
+    lifetimes_runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="clv-bench-rfm-") as scratch:
         reference = Path(scratch) / "lifetimes_summary.parquet"
-        lifetimes_runs = []
-        for i in range(0 if args.skip_lifetimes else args.repeats):
+        # Alternate the tools so that any change in background load hits both alike.
+        for i in range(args.repeats):
+            run = spawn_worker("ours", path, as_of, args.unit, *thread_args)
+            ours_runs.append(run)
+            print(
+                f"run {i + 1}/{args.repeats} ours     : {run['seconds']:6.2f} s (CPU {run['cpu_seconds']:.1f} s)",
+                flush=True,
+            )
+            if args.skip_lifetimes:
+                continue
             save = ["--save-result", str(reference)] if i == 0 else []
-            lifetimes_runs.append(spawn_worker("lifetimes", path, as_of, args.unit, *save))
-            print(f"lifetimes run {i + 1}/{args.repeats}: {lifetimes_runs[-1]['seconds']:.2f} s "
-                  f"(+ read {lifetimes_runs[-1]['read_seconds']:.2f} s)", flush=True)
+            run = spawn_worker("lifetimes", path, as_of, args.unit, *save)
+            lifetimes_runs.append(run)
+            print(
+                f"run {i + 1}/{args.repeats} lifetimes: {run['seconds']:6.2f} s "
+                f"(CPU {run['cpu_seconds']:.1f} s; + read {run['read_seconds']:.2f} s)",
+                flush=True,
+            )
+        info["load_after"] = os.getloadavg()
         if lifetimes_runs:
-            info["lifetimes"] = summarize(lifetimes_runs) | {"rows": lifetimes_runs[0]["rows"]}
-            info["lifetimes_read"] = summarize(lifetimes_runs, "read_seconds") | {"peak_rss_mib": None}
-            info["check"] = spawn_worker("check", path, as_of, args.unit, *thread_args,
-                                         "--reference", str(reference))
+            info["check"] = spawn_worker("check", path, as_of, args.unit, *thread_args, "--reference", str(reference))
+    info["ours"] = summarize(ours_runs) | {"rows": ours_runs[0]["rows"], "threads": ours_runs[0]["threads"]}
+    if lifetimes_runs:
+        info["lifetimes"] = summarize(lifetimes_runs) | {"rows": lifetimes_runs[0]["rows"]}
+        info["lifetimes_read"] = summarize(lifetimes_runs, "read_seconds")
     return info
 
 
+def format_load(triple: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.2f}" for x in triple)
+
+
 def print_report(info: dict[str, Any]) -> None:
-    machine, v, params = info["machine"], info["versions"], info["params"]
+    machine, v, params, data = info["machine"], info["versions"], info["params"], info["data"]
     print()
     print(f"command : {info['command']}")
-    print(f"machine : {machine['nproc']} CPUs, {machine['cpu']} ({machine['platform']})")
-    print(f"versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
-    print(f"data    : {params['orders']:,} orders, {params['customers']:,} customers, seed {params['seed']}, "
-          f"{info['data']['bytes'] / 2**20:.0f} MiB Parquet; as_of {info['data']['as_of']}, unit {params['unit']}; "
-          f"{params['repeats']} repeats, each in a fresh process")
+    print(
+        f"machine : {machine['nproc']} CPUs, {machine['cpu']} ({machine['platform']}); "
+        f"load avg 1/5/15 min before {format_load(info['load_before'])}, after {format_load(info['load_after'])}"
+    )
+    print("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    print(
+        f"data    : {params['orders']:,} orders, {params['customers']:,} customers, seed {params['seed']}, "
+        f"{data['bytes'] / 2**20:.0f} MiB Parquet ({data['path']})"
+    )
+    print(
+        f"run     : as_of {data['as_of']}, unit {params['unit']}, {params['repeats']} repeats per tool, "
+        f"each in a fresh process, tools alternating"
+    )
     print()
-    ours_name = f"ours: rfm_summary (DuckDB, {info['ours']['threads']} thr)"
-    print(format_table([
-        (ours_name + " *", info["ours"]),
-        (f"lifetimes {v['lifetimes']} summary **", info.get("lifetimes")),
-        ("lifetimes' pd.read_parquet", info.get("lifetimes_read")),
-    ]))
-    print("  *  includes reading the Parquet file      ** excludes its pd.read_parquet (row below)")
-    print(f"  rows: ours {info['ours']['rows']:,}"
-          + (f", lifetimes {info['lifetimes']['rows']:,}" if "lifetimes" in info else ""))
+    print(
+        format_table(
+            [
+                (f"ours: rfm_summary (DuckDB {info['ours']['threads']} thr) *", info["ours"]),
+                (f"lifetimes {v['lifetimes']} summary **", info.get("lifetimes")),
+                ("lifetimes' pd.read_parquet", info.get("lifetimes_read")),
+            ]
+        )
+    )
+    print(
+        "  *  includes reading the Parquet file"
+        + ("   ** excludes pd.read_parquet (timed on the row below)" if "lifetimes" in info else "")
+    )
+    print("  CPU s = median user+system CPU of the timed call; peak RSS = max over runs of the whole worker")
+    print(
+        f"  rows: ours {info['ours']['rows']:,}"
+        + (f", lifetimes {info['lifetimes']['rows']:,}" if "lifetimes" in info else "")
+    )
     print()
     ours = info["ours"]
     memory_ok = ours["peak_rss_mib"] * 2**20 <= MEMORY_TARGET_BYTES
-    print(f"memory  : ours peak RSS {ours['peak_rss_mib']:.0f} MiB = {ours['peak_rss_mib'] * 2**20 / 1e9:.2f} GB "
-          f"(target <= 2 GB: {'met' if memory_ok else 'MISSED'})")
-    if "lifetimes" in info:
-        ratio = info["lifetimes"]["median_s"] / ours["median_s"]
-        with_read = (info["lifetimes"]["median_s"] + info["lifetimes_read"]["median_s"]) / ours["median_s"]
-        print(f"speed   : lifetimes/ours = {ratio:.1f}x (medians; {with_read:.1f}x counting lifetimes' read) "
-              f"(target >= {SPEED_TARGET:.0f}x: {'met' if ratio >= SPEED_TARGET else 'MISSED'})")
-        check = info["check"]
-        verdict = "PASS" if check["passed"] else "FAIL: " + "; ".join(check["problems"])
-        details = ""
-        if "monetary_max_abs_diff" in check:
-            details = (f" (rows {check['rows_ours']:,}; monetary_value max abs diff "
-                       f"{check['monetary_max_abs_diff']:.3g}, max rel diff {check['monetary_max_rel_diff']:.3g})")
-        print(f"check   : ours == lifetimes row for row: {verdict}{details}")
-    else:
-        print("speed   : lifetimes skipped (--skip-lifetimes); check: SKIPPED")
+    print(
+        f"memory  : ours peak RSS {ours['peak_rss_mib']:.0f} MiB = {ours['peak_rss_mib'] * 2**20 / 1e9:.2f} GB "
+        f"(target <= 2 GB: {'met' if memory_ok else 'MISSED'})"
+    )
+    if "lifetimes" not in info:
+        print("speed   : lifetimes skipped (--skip-lifetimes)\ncheck   : SKIPPED")
+        return
+    ratio = info["lifetimes"]["median_s"] / ours["median_s"]
+    with_read = (info["lifetimes"]["median_s"] + info["lifetimes_read"]["median_s"]) / ours["median_s"]
+    print(
+        f"speed   : lifetimes/ours = {ratio:.1f}x on median wall time "
+        f"(target >= {SPEED_TARGET:.0f}x: {'met' if ratio >= SPEED_TARGET else 'MISSED'}); "
+        f"{with_read:.1f}x counting lifetimes' read"
+    )
+    check = info["check"]
+    verdict = "PASS" if check["passed"] else "FAIL: " + "; ".join(check["problems"])
+    details = ""
+    if "monetary_max_abs_diff" in check:
+        details = (
+            f" ({check['rows_ours']:,} rows; monetary_value max abs diff "
+            f"{check['monetary_max_abs_diff']:.3g}, max rel diff {check['monetary_max_rel_diff']:.3g})"
+        )
+    print(f"check   : ours == lifetimes row for row: {verdict}{details}")
 
 
 # --------------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, default=10_000_000, help="orders to generate (default 10M)")
     parser.add_argument("--customers", type=int, default=3_000_000, help="customers (default 3M)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="numpy default_rng seed")
@@ -430,10 +480,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--unit", choices=("D", "W"), default="D", help="period unit (lifetimes freq)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all)")
     parser.add_argument("--skip-lifetimes", action="store_true", help="time ours only (no check)")
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
-                        help=f"where the generated Parquet is cached (default {DEFAULT_DATA_DIR})")
-    parser.add_argument("--json-out", default=None,
-                        help="also write all results as JSON here (e.g. benchmarks/results/rfm.json)")
+    parser.add_argument(
+        "--data-dir",
+        default=str(DEFAULT_DATA_DIR),
+        help=f"where the generated Parquet is cached (default {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--json-out", default=None, help="also write all results as JSON here (e.g. benchmarks/results/rfm.json)"
+    )
     # Worker mode (internal).
     parser.add_argument("--worker", choices=("ours", "lifetimes", "check"), help=argparse.SUPPRESS)
     parser.add_argument("--parquet", help=argparse.SUPPRESS)

@@ -201,7 +201,7 @@ def _print_summary(con: Any, sql: str, title: str) -> None:
         row = con.execute(
             f"SELECT avg({col}), stddev_samp({col}), min({col}), "
             f"quantile_cont({col}, [0.25, 0.5, 0.75, 0.95]), max({col}) FROM ({sql})"
-        ).fetchone()
+        ).fetchall()[0]
         mean, std, low, quantiles, high = row
         values = [mean, std, low, *quantiles, high]
         table.add_row(name, *(f"{v:,.2f}" if v is not None else "" for v in values))
@@ -297,7 +297,7 @@ def features(
             else:
                 sql = summary_sql(result.relation, cutoff, chosen.unit)
             written = write_relation_atomic(result.con, sql, out_path)
-            customers = result.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+            customers = result.con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
             unit_name = "days" if chosen.unit == "D" else "weeks"
             _print_summary(
                 result.con,

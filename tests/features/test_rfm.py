@@ -77,6 +77,7 @@ def test_hand_computed_calibration_holdout() -> None:
     # Calibration (≤ Jan 10): A has periods Jan 1, 3, 10. Holdout (Jan 11 .. Feb 1): A buys on
     # Jan 31 (7) and Feb 1 (99): 2 periods, mean order 53. B is not yet a customer on Jan 10.
     assert list(got.index) == ["A"]
+    assert (got.dtypes == "float64").all()  # every feature is float64, as model signatures expect
     a = got.loc["A"]
     assert [a["frequency"], a["recency"], a["T"], a["monetary_value"]] == [2.0, 9.0, 9.0, 30.0]
     assert [a["frequency_holdout"], a["monetary_value_holdout"], a["duration_holdout"]] == [2.0, 53.0, 22.0]

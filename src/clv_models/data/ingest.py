@@ -165,15 +165,15 @@ def _choose_timestamp_format(con: duckdb.DuckDBPyConnection, column: str, dtype:
     sample = f"(SELECT {text} AS v FROM {RAW_VIEW} WHERE {text} <> '' LIMIT 2000)"
     total, iso_ok = con.execute(
         f"SELECT count(*), count(TRY_CAST(v AS TIMESTAMP)) FROM {sample}"
-    ).fetchone()
+    ).fetchall()[0]
     if total == 0 or iso_ok >= 0.5 * total:
         return None
     parsing = [
         fmt
         for fmt in CANDIDATE_TIMESTAMP_FORMATS
-        if con.execute(f"SELECT count(try_strptime(v, {quote_literal(fmt)})) FROM {sample}").fetchone()[0] == total
+        if con.execute(f"SELECT count(try_strptime(v, {quote_literal(fmt)})) FROM {sample}").fetchall()[0][0] == total
     ]
-    example = con.execute(f"SELECT v FROM {sample} LIMIT 1").fetchone()[0]
+    example = con.execute(f"SELECT v FROM {sample} LIMIT 1").fetchall()[0][0]
     if len(parsing) == 1:
         return parsing[0]
     if not parsing:
@@ -411,16 +411,16 @@ def _build_lines_and_orders(
     counts = dict(
         con.execute("SELECT reason, count(*) FROM lines WHERE reason IS NOT NULL GROUP BY reason").fetchall()
     )
-    rows_read = con.execute("SELECT count(*) FROM lines").fetchone()[0]
+    rows_read = con.execute("SELECT count(*) FROM lines").fetchall()[0][0]
     summary = con.execute(
         f"""SELECT count(*), count(DISTINCT customer_id), min(order_ts), max(order_ts),
                    coalesce(sum(CAST(amount AS {MONEY})), 0), coalesce(sum(CAST(returned_amount AS {MONEY})), 0),
                    count(*) FILTER (WHERE returned_amount > 0)
             FROM {ORDERS_TABLE}"""
-    ).fetchone()
+    ).fetchall()[0]
     netted_credits = con.execute(
         "SELECT count(*) FROM credit_matches WHERE purchase_order_id IS NOT NULL"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return QualityReport(
         source=opened.label,
         rows_read=rows_read,

@@ -274,7 +274,7 @@ def open_source(
         for name, dtype in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {RAW_VIEW})").fetchall()
         if name != ROW_COLUMN
     }
-    row_count = con.execute(f"SELECT count(*) FROM {RAW_VIEW}").fetchone()[0]
+    row_count = con.execute(f"SELECT count(*) FROM {RAW_VIEW}").fetchall()[0][0]
     if row_count == 0:
         raise ClvInputError(f"{label}: no data rows (header only or empty table); export the orders again")
     return OpenedSource(label=label, stem=stem, column_types=column_types)

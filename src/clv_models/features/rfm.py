@@ -115,7 +115,7 @@ def calibration_holdout_sql(
         )
         SELECT c.*, coalesce(h.frequency_holdout, 0.0) AS frequency_holdout,
                coalesce(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
-               {duration!r} AS duration_holdout
+               CAST({duration!r} AS DOUBLE) AS duration_holdout
         FROM calibration c LEFT JOIN holdout h USING (customer_id)
         ORDER BY customer_id
     """
@@ -124,11 +124,12 @@ def calibration_holdout_sql(
 @contextmanager
 def orders_relation(
     orders: IngestResult | pd.DataFrame | str | Path,
+    threads: int | None = None,
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
     """A DuckDB connection and the name of a relation holding canonical orders.
 
     Files are scanned by DuckDB where they lie (out of core); a DataFrame is registered
-    zero-copy; an :class:`IngestResult` is used as is.
+    zero-copy; an :class:`IngestResult` is used as is (with its own connection and threads).
     """
     import duckdb
     import pandas as pd
@@ -139,7 +140,7 @@ def orders_relation(
         yield orders.con, orders.relation
         return
     with tempfile.TemporaryDirectory(prefix="clv-rfm-") as workdir:
-        con = connect(workdir)
+        con = connect(workdir, threads)
         try:
             if isinstance(orders, pd.DataFrame):
                 con.register("orders_frame", orders)
@@ -166,14 +167,15 @@ def orders_relation(
 
 def last_order_date(con: duckdb.DuckDBPyConnection, relation: str) -> dt.date:
     """The default cutoff: the date of the last order."""
-    last = con.execute(f"SELECT max(order_ts) FROM {relation}").fetchone()[0]
+    last = con.execute(f"SELECT max(order_ts) FROM {relation}").fetchall()[0][0]
     if last is None:
         raise ClvInputError("no orders: cannot derive a cutoff")
     return last.date() if isinstance(last, dt.datetime) else last
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, as_of: dt.date, unit: Unit) -> pd.DataFrame:
-    frame = con.execute(sql).df()
+    # Through Arrow: several times faster than .df() for millions of string ids.
+    frame = con.sql(sql).to_arrow_table().to_pandas()
     frame["customer_id"] = frame["customer_id"].astype("string")
     frame.attrs.update(as_of=as_of.isoformat(), unit=unit)
     return frame
@@ -184,15 +186,16 @@ def rfm_summary(
     *,
     as_of: dt.date | None = None,
     unit: Unit = "D",
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """RFM summary per customer at ``as_of`` (default: the last order date).
 
     Returns a DataFrame with ``customer_id`` and float64 ``frequency`` (repeat periods),
     ``recency`` and ``T`` (in ``unit``), ``monetary_value`` (currency per repeat period);
-    ``attrs`` hold ``as_of`` and ``unit``.
+    ``attrs`` hold ``as_of`` and ``unit``. ``threads`` caps DuckDB's threads (default: all cores).
     """
     _check_unit(unit)
-    with orders_relation(orders) as (con, relation):
+    with orders_relation(orders, threads) as (con, relation):
         as_of = as_of or last_order_date(con, relation)
         return _frame(con, summary_sql(relation, as_of, unit), as_of, unit)
 
@@ -203,12 +206,13 @@ def calibration_holdout(
     calibration_end: dt.date,
     holdout_end: dt.date | None = None,
     unit: Unit = "D",
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Calibration RFM at ``calibration_end`` plus ``frequency_holdout``,
     ``monetary_value_holdout`` and ``duration_holdout`` over (calibration_end, holdout_end]
     (default holdout end: the last order date)."""
     _check_unit(unit)
-    with orders_relation(orders) as (con, relation):
+    with orders_relation(orders, threads) as (con, relation):
         holdout_end = holdout_end or last_order_date(con, relation)
         sql = calibration_holdout_sql(relation, calibration_end, holdout_end, unit)
         frame = _frame(con, sql, calibration_end, unit)
