@@ -68,6 +68,26 @@ def maximise(objective: Objective, start: np.ndarray, *, gradient_tolerance: flo
     return FitResult(best_result.x, float(best_result.fun), converged, diagnostic, int(best_result.nit), method)
 
 
+def check_identified(result: FitResult, names: tuple[str, ...], errors: np.ndarray) -> FitResult:
+    """Downgrade a 'converged' fit whose parameters ran off to 0 or ∞, or whose Hessian is
+    singular: the data do not identify the model (e.g. no repeat purchases at all)."""
+    problems = [
+        f"{name} = {np.exp(value):.3g} is at the edge of the parameter space"
+        for name, value in zip(names, result.log_params, strict=True)
+        if abs(value) > 12
+    ]
+    if not np.all(np.isfinite(errors)):
+        problems.append("the Hessian is singular (standard errors undefined)")
+    if not problems or not result.converged:
+        return result
+    diagnostic = f"{result.diagnostic}; not identified: {'; '.join(problems)}"
+    warnings.warn(
+        f"the data do not identify the model ({'; '.join(problems)}); try a penalizer > 0", ConvergenceWarning,
+        stacklevel=3,
+    )
+    return FitResult(result.log_params, result.objective, False, diagnostic, result.iterations, result.method)
+
+
 def standard_errors(gradient: Callable[[np.ndarray], np.ndarray], params: np.ndarray) -> np.ndarray:
     """Standard errors from the observed information: the inverse Hessian of the *total*
     negative log-likelihood in natural parameters, by central differences of its gradient."""

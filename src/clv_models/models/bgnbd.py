@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import compress, maximise, standard_errors
+from clv_models.models._mle import check_identified, compress, maximise, standard_errors
 from clv_models.models._validation import rfm_arrays, training_unit
 from clv_models.timeunits import Horizon, parse_horizon
 
@@ -81,7 +81,7 @@ class BetaGeoModel(BaseEstimator):
     ----------
     penalizer:
         L2 penalty on (r, α·s, a, b) added to the mean negative log-likelihood, where
-        s = 10 / max(T) makes it independent of the time unit (the same scaling as lifetimes, so
+        s = 1 / max(T) makes it independent of the time unit (the same scaling as lifetimes, so
         penalised fits agree with ``BetaGeoFitter(penalizer_coef=...)``).
     unit:
         Time unit of the training data (``"D"`` or ``"W"``). ``None`` takes it from the RFM
@@ -107,7 +107,7 @@ class BetaGeoModel(BaseEstimator):
         distinct, counts, codes = compress({"x": x, "t_x": t_x, "T": T})
         weights = np.bincount(codes, weights=weights_in, minlength=len(counts))
         dx, dt_x, dT = distinct["x"], distinct["t_x"], distinct["T"]
-        scale = 10.0 / dT.max() if dT.max() > 0 else 1.0
+        scale = 1.0 / dT.max() if dT.max() > 0 else 1.0
         total_weight = weights.sum()
         penalty_scale = np.array([1.0, scale, 1.0, 1.0])
 
@@ -128,8 +128,10 @@ class BetaGeoModel(BaseEstimator):
             scaled = natural * penalty_scale
             return -value_gradient + total_weight * 2 * self.penalizer * scaled * penalty_scale
 
+        errors = standard_errors(total_gradient, params)
+        result = check_identified(result, PARAMS, errors)
         self.params_ = dict(zip(PARAMS, map(float, params), strict=True))
-        self.standard_errors_ = dict(zip(PARAMS, map(float, standard_errors(total_gradient, params)), strict=True))
+        self.standard_errors_ = dict(zip(PARAMS, map(float, errors), strict=True))
         self.log_likelihood_ = float(log_likelihood_gradient(params, dx, dt_x, dT, weights)[0])
         self.converged_ = result.converged
         self.diagnostic_ = result.diagnostic

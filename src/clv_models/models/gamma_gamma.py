@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import compress, maximise, standard_errors
+from clv_models.models._mle import check_identified, compress, maximise, standard_errors
 from clv_models.models._validation import rfm_arrays, training_unit
 
 if TYPE_CHECKING:
@@ -90,8 +90,10 @@ class GammaGammaModel(BaseEstimator):
         def total_gradient(natural: np.ndarray) -> np.ndarray:
             return -log_likelihood_gradient(natural, dx, dm, weights)[1] + total_weight * 2 * self.penalizer * natural
 
+        errors = standard_errors(total_gradient, params)
+        result = check_identified(result, PARAMS, errors)
         self.params_ = dict(zip(PARAMS, map(float, params), strict=True))
-        self.standard_errors_ = dict(zip(PARAMS, map(float, standard_errors(total_gradient, params)), strict=True))
+        self.standard_errors_ = dict(zip(PARAMS, map(float, errors), strict=True))
         self.log_likelihood_ = float(log_likelihood_gradient(params, dx, dm, weights)[0])
         self.converged_ = result.converged
         self.diagnostic_ = result.diagnostic

@@ -1,0 +1,106 @@
+"""Gamma-Gamma: published CDNOW numbers, lifetimes parity, recovery, persistence."""
+
+from __future__ import annotations
+
+import pickle
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv_models.errors import ClvInputError
+from clv_models.models import GammaGammaModel
+from clv_models.models.gamma_gamma import log_likelihood_gradient
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    """CDNOW sample with mean repeat spend (zbar): 2,357 customers, 946 repeat buyers."""
+    path = resources.files("lifetimes.datasets").joinpath("cdnow_customers_summary_with_transactions.csv")
+    frame = pd.read_csv(str(path)).rename(columns={"x": "frequency", "t_x": "recency", "zbar": "monetary_value"})
+    frame.attrs["unit"] = "W"
+    return frame
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow: pd.DataFrame) -> GammaGammaModel:
+    return GammaGammaModel().fit(cdnow)
+
+
+def test_published_cdnow_parameters(fitted: GammaGammaModel) -> None:
+    # Fader, Hardie & Lee (2005b) / Fader & Hardie note 025: p = 6.25, q = 3.74, γ = 15.44 (946 repeat buyers)
+    assert fitted.n_customers_ == 946
+    assert fitted.params_["p"] == pytest.approx(6.25, abs=5e-3)
+    assert fitted.params_["q"] == pytest.approx(3.74, abs=5e-3)
+    assert fitted.params_["gamma"] == pytest.approx(15.44, abs=1e-2)
+    assert fitted.converged_
+
+
+def test_same_as_lifetimes(cdnow: pd.DataFrame, fitted: GammaGammaModel) -> None:
+    from lifetimes import GammaGammaFitter
+
+    repeat = cdnow[cdnow["frequency"] > 0]
+    reference = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+    for ours, theirs in (("p", "p"), ("q", "q"), ("gamma", "v")):
+        assert fitted.params_[ours] == pytest.approx(reference.params_[theirs], rel=1e-4)
+        assert fitted.standard_errors_[ours] == pytest.approx(reference.summary.loc[theirs, "se(coef)"], rel=1e-3)
+    np.testing.assert_allclose(
+        fitted.expected_order_value(cdnow),
+        fitted.to_lifetimes().conditional_expected_average_profit(cdnow["frequency"], cdnow["monetary_value"]),
+        rtol=1e-9,
+    )
+    penalized = GammaGammaModel(penalizer=0.05).fit(cdnow)
+    reference = GammaGammaFitter(penalizer_coef=0.05).fit(repeat["frequency"], repeat["monetary_value"])
+    assert penalized.params_["q"] == pytest.approx(reference.params_["q"], rel=1e-4)
+
+
+def test_expected_order_value_by_hand(fitted: GammaGammaModel) -> None:
+    p, q, gamma = fitted.params_["p"], fitted.params_["q"], fitted.params_["gamma"]
+    table = pd.DataFrame({"frequency": [0.0, 3.0], "monetary_value": [0.0, 50.0]})
+    population_mean = p * gamma / (q - 1)
+    weight = 3 * p / (3 * p + q - 1)
+    np.testing.assert_allclose(
+        fitted.expected_order_value(table), [population_mean, (1 - weight) * population_mean + weight * 50.0]
+    )
+
+
+def test_gradient_matches_finite_differences() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 15, 40).astype(float)
+    m = rng.gamma(3, 20, 40)
+    w = rng.integers(1, 4, 40).astype(float)
+    params = np.array([5.0, 3.0, 12.0])
+    _, gradient = log_likelihood_gradient(params, x, m, w)
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = 1e-6 * params[i]
+        numeric = (log_likelihood_gradient(params + step, x, m, w)[0]
+                   - log_likelihood_gradient(params - step, x, m, w)[0]) / (2 * step[i])
+        assert gradient[i] == pytest.approx(numeric, rel=1e-6)
+
+
+def test_parameter_recovery_within_standard_errors() -> None:
+    """Simulate: ν ~ Gamma(q, rate γ), each of x transactions ~ Gamma(p, rate ν); m̄ = their mean."""
+    rng = np.random.default_rng(17)
+    p, q, gamma = 6.0, 4.0, 15.0
+    n = 20_000
+    x = rng.integers(1, 12, n).astype(float)
+    nu = rng.gamma(q, 1 / gamma, n)
+    m = rng.gamma(p * x, 1 / nu) / x  # the sum of x Gamma(p, ν) draws is Gamma(px, ν)
+    model = GammaGammaModel(unit="D").fit(pd.DataFrame({"frequency": x, "monetary_value": m}))
+    for name, value in {"p": p, "q": q, "gamma": gamma}.items():
+        z = (model.params_[name] - value) / model.standard_errors_[name]
+        assert abs(z) < 3.5, f"{name}: {model.params_[name]:.3f} vs {value} (z = {z:.2f})"
+
+
+def test_needs_repeat_buyers_and_finite_mean() -> None:
+    with pytest.raises(ClvInputError, match="needs repeat buyers"):
+        GammaGammaModel(unit="D").fit(pd.DataFrame({"frequency": [0.0, 0.0], "monetary_value": [0.0, 0.0]}))
+
+
+def test_persistence(fitted: GammaGammaModel, cdnow: pd.DataFrame) -> None:
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.expected_order_value(cdnow), fitted.expected_order_value(cdnow))
+    assert GammaGammaModel.from_dict(fitted.to_dict()).params_ == fitted.params_
+    assert GammaGammaModel.from_lifetimes(fitted.to_lifetimes(), unit="W").params_ == pytest.approx(fitted.params_)
