@@ -39,3 +39,12 @@ def test_config_errors_are_one_line() -> None:
         load_settings(None, ["features.as_of=2024-02-01", "features.holdout_end=2024-01-01"])
     with pytest.raises(ClvInputError, match=r"config error at 'orders.colums'"):
         load_settings(None, ["orders.colums.customer_id=x"])
+
+
+def test_valuation_settings_are_checked() -> None:
+    settings = load_settings(None, ["valuation.horizon=52W", "valuation.margin=0.3"])
+    assert settings.valuation.horizon == "52W" and settings.valuation.margin == 0.3
+    with pytest.raises(ClvInputError, match="config error at 'valuation.horizon'"):
+        load_settings(None, ["valuation.horizon=12"])
+    with pytest.raises(ClvInputError, match="config error at 'valuation.margin'"):
+        load_settings(None, ["valuation.margin=0"])

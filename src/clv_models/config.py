@@ -135,10 +135,38 @@ class FeatureSettings(_Frozen):
         return value
 
 
+class ModelSettings(_Frozen):
+    """BTYD estimators (DESIGN.md §3 models/)."""
+
+    bgnbd_penalizer: float = Field(0.0, ge=0.0, description="L2 penalty of the BG/NBD fit (0 = plain MLE).")
+    gamma_gamma_penalizer: float = Field(0.0, ge=0.0, description="L2 penalty of the Gamma-Gamma fit.")
+
+
+class ValuationSettings(_Frozen):
+    """CLV: expected discounted margin over a horizon (clv_models.valuation.clv)."""
+
+    horizon: str = Field("12M", description="CLV horizon with its unit: '12M' (month = 30.4375 days), '52W', '365D'.")
+    annual_discount_rate: float = Field(0.10, ge=0.0, le=1.0, description="Yearly discount rate, e.g. 0.10.")
+    margin: float = Field(1.0, gt=0.0, le=1.0, description="Share of revenue kept as margin (1.0 = revenue).")
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_has_unit(cls, value: str) -> str:
+        from clv_models.timeunits import parse_horizon
+
+        try:
+            parse_horizon(value)
+        except ClvInputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class Settings(_Frozen):
     orders: SourceSettings = SourceSettings()
     validation: ValidationSettings = ValidationSettings()
     features: FeatureSettings = FeatureSettings()
+    models: ModelSettings = ModelSettings()
+    valuation: ValuationSettings = ValuationSettings()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
