@@ -1,0 +1,55 @@
+"""Holdout evaluation: out-of-time metrics, the Gamma-Gamma independence check and BG/NBD fit
+diagnostics (repeat-purchase distribution, cumulative tracking)."""
+
+from clv_models.evaluation.cumulative import cumulative_repeat_purchases
+from clv_models.evaluation.fit import (
+    expected_repeat_purchases,
+    probability_of_purchases,
+    repeat_purchase_histogram,
+)
+from clv_models.evaluation.holdout import (
+    METRIC_NAMES,
+    HoldoutReport,
+    evaluate_holdout,
+    frequency_table,
+    holdout_purchase_predictions,
+    holdout_revenue,
+)
+from clv_models.evaluation.independence import IndependenceWarning, frequency_monetary_correlation
+from clv_models.evaluation.metrics import (
+    aggregate_error,
+    decile_mape,
+    decile_table,
+    gains_curve,
+    gini,
+    mean_absolute_error,
+    normalized_gini,
+    root_mean_squared_error,
+    spearman,
+    top_share_capture,
+)
+
+__all__ = [
+    "METRIC_NAMES",
+    "HoldoutReport",
+    "IndependenceWarning",
+    "aggregate_error",
+    "cumulative_repeat_purchases",
+    "decile_mape",
+    "decile_table",
+    "evaluate_holdout",
+    "expected_repeat_purchases",
+    "frequency_monetary_correlation",
+    "frequency_table",
+    "gains_curve",
+    "gini",
+    "holdout_purchase_predictions",
+    "holdout_revenue",
+    "mean_absolute_error",
+    "normalized_gini",
+    "probability_of_purchases",
+    "repeat_purchase_histogram",
+    "root_mean_squared_error",
+    "spearman",
+    "top_share_capture",
+]

@@ -1,0 +1,17 @@
+"""Figures (matplotlib object API: ``ax`` in, ``Axes`` out; no pyplot state, nothing shown)."""
+
+from clv_models.plotting.ltv import (
+    plot_calibration_vs_holdout,
+    plot_cumulative_purchases,
+    plot_frequency_recency_matrix,
+    plot_probability_alive_matrix,
+    plot_repeat_purchases,
+)
+
+__all__ = [
+    "plot_calibration_vs_holdout",
+    "plot_cumulative_purchases",
+    "plot_frequency_recency_matrix",
+    "plot_probability_alive_matrix",
+    "plot_repeat_purchases",
+]
