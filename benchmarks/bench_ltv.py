@@ -48,8 +48,9 @@ background load changes hit both alike; the parent reports medians over ``--repe
 
 Contamination: each worker also reads the machine-wide busy CPU time (``/proc/stat``) around
 the timed call; busy time not its own is CPU used by *other* processes meanwhile ("other s").
-A run where that exceeds 0.1 s + 10 % of its wall time is disturbed and rerun (``--retries``);
-the load average is printed before and after each size. Numbers from a busy machine are only
+Before each run the parent waits (up to ``--quiet-wait`` s) until other processes are idle; a run
+where they still used more than 0.1 s + 10 % of its wall time is disturbed and rerun
+(``--retries``); the load average is printed before and after each size. Numbers from a busy machine are only
 indicative - the 2-core machine these ran on is shared with test runs.
 
 Usage::
@@ -370,9 +371,24 @@ def disturbed(run: dict[str, Any]) -> bool:
     return other is not None and other > DISTURBED_ABS_S + DISTURBED_REL * run["seconds"]
 
 
-def measure(task: str, path: Path, retries: int, label: str, *extra: str) -> dict[str, Any]:
-    """One measurement, rerun (up to ``retries`` times) while other processes disturbed it."""
-    for attempt in range(retries + 1):
+def wait_for_quiet(max_wait: float, window: float = 0.5) -> float:
+    """Wait until other processes use < 0.1 CPU for ``window`` s (at most ``max_wait`` s); seconds waited."""
+    started = time.perf_counter()
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(window)
+        after = machine_busy_seconds()
+        waited = time.perf_counter() - started
+        if before is None or after is None or after - before < 0.1 * window or waited >= max_wait:
+            return waited
+
+
+def measure(task: str, path: Path, args: argparse.Namespace, label: str, *extra: str) -> dict[str, Any]:
+    """One measurement on a quiet machine if possible, rerun (``--retries``) while others disturbed it."""
+    for attempt in range(args.retries + 1):
+        waited = wait_for_quiet(args.quiet_wait)
+        if waited > 1.0:
+            print(f"  (waited {waited:.0f} s for other processes to finish)", flush=True)
         run = spawn_worker(task, path, *extra)
         run["attempts"] = attempt + 1
         other = run.get("other_cpu_seconds")
@@ -380,7 +396,7 @@ def measure(task: str, path: Path, retries: int, label: str, *extra: str) -> dic
         flag = disturbed(run)
         print(
             f"  {label} {task:<22} {run['seconds']:8.3f} s (CPU {run['cpu_seconds']:.2f} s{note})"
-            + (" DISTURBED" + (", rerunning" if attempt < retries else ", kept") if flag else ""),
+            + (" DISTURBED" + (", rerunning" if attempt < args.retries else ", kept") if flag else ""),
             flush=True,
         )
         run["disturbed"] = flag
@@ -428,7 +444,7 @@ def run_size(args: argparse.Namespace, size: int, scratch: Path) -> dict[str, An
                 extra = ["--params", str(params_path)] if task.startswith("clv") else []
                 if task == "clv-lifetimes" and i == 0:
                     extra += ["--save-result", str(reference)]
-                runs[task].append(measure(task, path, args.retries, f"{size:>9,} run {i + 1}/{args.repeats}", *extra))
+                runs[task].append(measure(task, path, args, f"{size:>9,} run {i + 1}/{args.repeats}", *extra))
     out["load_after"] = os.getloadavg()
     out["results"] = {task: summarize(task_runs) for task, task_runs in runs.items()}
     out["results"]["bg-lifetimes-weighted"]["median_groupby_s"] = statistics.median(
@@ -495,6 +511,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed,
             "repeats": args.repeats,
             "retries": args.retries,
+            "quiet_wait": args.quiet_wait,
             "true_bg": TRUE_BG,
             "true_gg": TRUE_GG,
             "monthly_discount": MONTHLY_DISCOUNT,
@@ -633,6 +650,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs per tool and size, each in a fresh process")
     parser.add_argument(
         "--retries", type=int, default=2, help="reruns of a measurement disturbed by other processes (default 2)"
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=120.0,
+        help="before each run, wait up to this many seconds for other processes to go idle (default 120)",
     )
     parser.add_argument(
         "--data-dir", default=str(DEFAULT_DATA_DIR),

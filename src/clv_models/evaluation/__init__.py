@@ -28,6 +28,7 @@ from clv_models.evaluation.metrics import (
     spearman,
     top_share_capture,
 )
+from clv_models.evaluation.report import LtvReportFiles, write_ltv_report
 
 __all__ = [
     "METRIC_NAMES",
@@ -52,4 +53,6 @@ __all__ = [
     "root_mean_squared_error",
     "spearman",
     "top_share_capture",
+    "write_ltv_report",
+    "LtvReportFiles",
 ]
