@@ -55,3 +55,16 @@ def cdnow_master(cdnow_master_path: Path) -> pd.DataFrame:
 def _no_writes_into_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Relative output paths (quarantine/…, MLflow stores) land in the test's own directory.
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def cdnow_orders_frame(cdnow_master: pd.DataFrame) -> pd.DataFrame:
+    """CDNOW master as canonical orders, derived with pandas alone: the $0 rows are not purchases."""
+    frame = cdnow_master[cdnow_master["dollar_value"] > 0]
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"],
+            "order_ts": pd.to_datetime(frame["date"], format="%Y%m%d"),
+            "amount": frame["dollar_value"].astype(float),
+        }
+    )

@@ -265,16 +265,9 @@ Models = tuple[BetaGeoModel, GammaGammaModel]
 
 
 @pytest.fixture(scope="module")
-def cdnow_orders(cdnow_master: pd.DataFrame) -> pd.DataFrame:
-    """Canonical orders; the $0 rows of the master file are not purchases."""
-    frame = cdnow_master[cdnow_master["dollar_value"] > 0]
-    return pd.DataFrame(
-        {
-            "customer_id": frame["customer_id"],
-            "order_ts": pd.to_datetime(frame["date"], format="%Y%m%d"),
-            "amount": frame["dollar_value"].astype(float),
-        }
-    )
+def cdnow_orders(cdnow_orders_frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical orders; the $0 rows of the master file are not purchases (conftest)."""
+    return cdnow_orders_frame
 
 
 @pytest.fixture(scope="module")

@@ -30,11 +30,8 @@ def check_report(files, out: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({name}.png)" in text
 
 
-def test_cdnow_report(cdnow_master: pd.DataFrame, tmp_path: Path) -> None:
-    raw = cdnow_master[cdnow_master["dollar_value"] > 0]
-    orders = pd.DataFrame({"customer_id": raw["customer_id"],
-                           "order_ts": pd.to_datetime(raw["date"], format="%Y%m%d"),
-                           "amount": raw["dollar_value"].astype(float)})
+def test_cdnow_report(cdnow_orders_frame: pd.DataFrame, tmp_path: Path) -> None:
+    orders = cdnow_orders_frame
     split = calibration_holdout(orders, calibration_end=dt.date(1997, 9, 30), holdout_end=dt.date(1998, 6, 30),
                                 unit="W")
     files = write_ltv_report(tmp_path, purchases=BetaGeoModel().fit(split), spend=GammaGammaModel().fit(split),

@@ -176,16 +176,9 @@ def cdnow_orders(cdnow_master: pd.DataFrame, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module")
-def cdnow_reference(cdnow_master: pd.DataFrame) -> pd.DataFrame:
-    """The same orders derived independently with pandas: $0 purchases are not purchases."""
-    frame = cdnow_master[cdnow_master["dollar_value"] > 0]
-    return pd.DataFrame(
-        {
-            "customer_id": frame["customer_id"],
-            "order_ts": pd.to_datetime(frame["date"], format="%Y%m%d"),
-            "amount": frame["dollar_value"].astype(float),
-        }
-    )
+def cdnow_reference(cdnow_orders_frame: pd.DataFrame) -> pd.DataFrame:
+    """The same orders derived independently with pandas (conftest)."""
+    return cdnow_orders_frame
 
 
 @pytest.mark.parametrize("unit", ["D", "W"])

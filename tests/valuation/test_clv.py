@@ -26,15 +26,8 @@ def weekly() -> tuple[pd.DataFrame, BetaGeoModel, GammaGammaModel]:
 
 
 @pytest.fixture(scope="module")
-def cdnow_orders(cdnow_master: pd.DataFrame) -> pd.DataFrame:
-    raw = cdnow_master[cdnow_master["dollar_value"] > 0]
-    return pd.DataFrame(
-        {
-            "customer_id": raw["customer_id"],
-            "order_ts": pd.to_datetime(raw["date"], format="%Y%m%d"),
-            "amount": raw["dollar_value"].astype(float),
-        }
-    )
+def cdnow_orders(cdnow_orders_frame: pd.DataFrame) -> pd.DataFrame:
+    return cdnow_orders_frame
 
 
 def test_same_as_lifetimes_with_its_conventions(weekly) -> None:

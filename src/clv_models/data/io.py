@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,24 +33,33 @@ def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
-def write_relation_atomic(
-    con: duckdb.DuckDBPyConnection, query: str, path: str | Path, fmt: str | None = None
-) -> Path:
-    """Run ``query`` and write its result to ``path`` (Parquet or CSV), atomically."""
+@contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write to; on success fsync it and rename it over
+    ``path``, on any failure delete it. Readers see the old file or the complete new one."""
     path = Path(path)
-    fmt = format_for(path, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(path)
-    options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
-    literal = "'" + str(tmp).replace("'", "''") + "'"
     try:
-        con.execute(f"COPY ({query}) TO {literal} ({options})")
+        yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_relation_atomic(
+    con: duckdb.DuckDBPyConnection, query: str, path: str | Path, fmt: str | None = None
+) -> Path:
+    """Run ``query`` and write its result to ``path`` (Parquet or CSV), atomically."""
+    path = Path(path)
+    fmt = format_for(path, fmt)
+    options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+    with atomic_target(path) as tmp:
+        literal = "'" + str(tmp).replace("'", "''") + "'"
+        con.execute(f"COPY ({query}) TO {literal} ({options})")
     return path
 
 
@@ -56,17 +67,9 @@ def write_frame_atomic(frame: pd.DataFrame, path: str | Path, fmt: str | None = 
     """Write a DataFrame to ``path`` (Parquet or CSV by extension), atomically."""
     path = Path(path)
     fmt = format_for(path, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
+    with atomic_target(path) as tmp:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

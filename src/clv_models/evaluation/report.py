@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from clv_models.data.io import atomic_target
 from clv_models.evaluation.cumulative import cumulative_repeat_purchases
 from clv_models.evaluation.fit import repeat_purchase_histogram
 from clv_models.evaluation.holdout import HoldoutReport, evaluate_holdout, holdout_revenue
@@ -42,10 +42,8 @@ class LtvReportFiles:
 
 
 def _save(ax: object, path: Path) -> Path:
-    figure = ax.figure  # type: ignore[attr-defined]
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        ax.figure.savefig(tmp, dpi=110, format="png", bbox_inches="tight")  # type: ignore[attr-defined]
     return path
 
 
@@ -88,9 +86,11 @@ def write_ltv_report(
     }
     plots = {name: _save(ax, out / f"{name}.png") for name, ax in axes.items()}
     metrics_path = out / "ltv_metrics.json"
-    metrics_path.write_text(json.dumps(report.metrics(), indent=2) + "\n")
+    with atomic_target(metrics_path) as tmp:
+        tmp.write_text(json.dumps(report.metrics(), indent=2) + "\n")
     markdown = out / "ltv_report.md"
-    markdown.write_text(_markdown(title, purchases, spend, split, report, plots), encoding="utf-8")
+    with atomic_target(markdown) as tmp:
+        tmp.write_text(_markdown(title, purchases, spend, split, report, plots), encoding="utf-8")
     return LtvReportFiles(markdown=markdown, metrics=metrics_path, plots=plots, report=report)
 
 

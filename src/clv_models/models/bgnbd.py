@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 from clv_models.models._mle import check_identified, compress, maximise, standard_errors
+from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 from clv_models.timeunits import Horizon, parse_horizon
 
@@ -74,7 +75,7 @@ def log_likelihood_gradient(
     return float(weights @ terms), gradient
 
 
-class BetaGeoModel(BaseEstimator):
+class BetaGeoModel(ParametricModelMixin, BaseEstimator):
     """BG/NBD estimator with the scikit-learn contract.
 
     Parameters
@@ -91,6 +92,9 @@ class BetaGeoModel(BaseEstimator):
     ``log_likelihood_`` (total, natural log), ``converged_``, ``diagnostic_``, ``unit_``,
     ``n_customers_``, ``n_distinct_``.
     """
+
+    PARAMETER_NAMES = PARAMS
+    EXTRA_ATTRIBUTES = ("n_customers", "n_distinct")
 
     def __init__(self, penalizer: float = 0.0, unit: str | None = None) -> None:
         self.penalizer = penalizer
@@ -230,37 +234,6 @@ class BetaGeoModel(BaseEstimator):
         return np.column_stack(columns)[codes]
 
     # -- persistence and interop -----------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """Parameters and metadata only (no training rows): JSON-serialisable."""
-        check_is_fitted(self, "params_")
-        return {
-            "model": "BetaGeoModel",
-            "penalizer": self.penalizer,
-            "unit": self.unit_,
-            "params": dict(self.params_),
-            "standard_errors": dict(self.standard_errors_),
-            "log_likelihood": self.log_likelihood_,
-            "converged": self.converged_,
-            "diagnostic": self.diagnostic_,
-            "n_customers": self.n_customers_,
-            "n_distinct": self.n_distinct_,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BetaGeoModel:
-        if data.get("model") != "BetaGeoModel":
-            raise ClvInputError(f"not a BetaGeoModel description: model={data.get('model')!r}")
-        model = cls(penalizer=data["penalizer"], unit=data["unit"])
-        model.params_ = {k: float(data["params"][k]) for k in PARAMS}
-        model.standard_errors_ = dict(data.get("standard_errors", {}))
-        model.log_likelihood_ = data.get("log_likelihood")
-        model.converged_ = data.get("converged", True)
-        model.diagnostic_ = data.get("diagnostic", "")
-        model.unit_ = data["unit"]
-        model.n_customers_ = data.get("n_customers")
-        model.n_distinct_ = data.get("n_distinct")
-        return model
 
     @classmethod
     def from_lifetimes(cls, fitter: Any, unit: str) -> BetaGeoModel:

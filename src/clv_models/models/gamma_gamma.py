@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 from clv_models.models._mle import check_identified, compress, maximise, standard_errors
+from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def log_likelihood_gradient(
     return float(weights @ terms), np.array([weights @ d_p, weights @ d_q, weights @ d_gamma])
 
 
-class GammaGammaModel(BaseEstimator):
+class GammaGammaModel(ParametricModelMixin, BaseEstimator):
     """Gamma-Gamma spend model with the scikit-learn contract.
 
     ``fit`` uses the customers with ``frequency > 0`` (and ``monetary_value > 0``); ``penalizer``
@@ -57,6 +58,8 @@ class GammaGammaModel(BaseEstimator):
     Fitted attributes: ``params_`` (p, q, gamma), ``standard_errors_``, ``log_likelihood_``,
     ``converged_``, ``diagnostic_``, ``unit_``, ``n_customers_``.
     """
+
+    PARAMETER_NAMES = PARAMS
 
     def __init__(self, penalizer: float = 0.0, unit: str | None = None) -> None:
         self.penalizer = penalizer
@@ -121,34 +124,6 @@ class GammaGammaModel(BaseEstimator):
             raise ClvInputError(f"Gamma-Gamma q = {q:.3f} ≤ 1: the expected spend is infinite; use a penalizer")
         weight = p * x / (p * x + q - 1)
         return (1 - weight) * (p * gamma / (q - 1)) + weight * m
-
-    def to_dict(self) -> dict[str, Any]:
-        check_is_fitted(self, "params_")
-        return {
-            "model": "GammaGammaModel",
-            "penalizer": self.penalizer,
-            "unit": self.unit_,
-            "params": dict(self.params_),
-            "standard_errors": dict(self.standard_errors_),
-            "log_likelihood": self.log_likelihood_,
-            "converged": self.converged_,
-            "diagnostic": self.diagnostic_,
-            "n_customers": self.n_customers_,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GammaGammaModel:
-        if data.get("model") != "GammaGammaModel":
-            raise ClvInputError(f"not a GammaGammaModel description: model={data.get('model')!r}")
-        model = cls(penalizer=data["penalizer"], unit=data["unit"])
-        model.params_ = {k: float(data["params"][k]) for k in PARAMS}
-        model.standard_errors_ = dict(data.get("standard_errors", {}))
-        model.log_likelihood_ = data.get("log_likelihood")
-        model.converged_ = data.get("converged", True)
-        model.diagnostic_ = data.get("diagnostic", "")
-        model.unit_ = data["unit"]
-        model.n_customers_ = data.get("n_customers")
-        return model
 
     @classmethod
     def from_lifetimes(cls, fitter: Any, unit: str) -> GammaGammaModel:
