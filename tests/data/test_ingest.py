@@ -280,3 +280,15 @@ def test_quarantine_available_without_a_file(lines_csv: Path, tmp_path: Path) ->
     assert frame["reason"].value_counts().to_dict() == result.report.reason_counts
     pd.testing.assert_frame_equal(pd.read_parquet(written), frame, check_dtype=False)
     assert set(tmp_path.iterdir()) == {lines_csv, written}  # nothing else was written
+
+
+def test_database_table_must_be_named_when_ambiguous(tmp_path: Path) -> None:
+    from clv_models.config import SourceSettings
+
+    with sqlite3.connect(tmp_path / "two.sqlite") as db:
+        lines_frame().to_sql("a", db, index=False)
+        lines_frame().to_sql("b", db, index=False)
+    with pytest.raises(ClvInputError, match=r"two.sqlite: holds 2 tables \(a, b\); name one with --table"):
+        ingest(SourceSettings(path=str(tmp_path / "two.sqlite"), columns=COLUMNS))
+    with pytest.raises(ClvInputError, match=r"no table 'c'; tables are: a, b"):
+        ingest(SourceSettings(path=str(tmp_path / "two.sqlite"), table="c", columns=COLUMNS))

@@ -152,6 +152,18 @@ def _open_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
 
 
+def _choose_table(tables: list[str], requested: str | None, label: str) -> str:
+    """The requested table, or the only one; otherwise a one-line error listing what exists."""
+    listing = ", ".join(sorted(tables)) or "none"
+    if requested is None:
+        if len(tables) != 1:
+            raise ClvInputError(f"{label}: holds {len(tables)} tables ({listing}); name one with --table")
+        return tables[0]
+    if requested not in tables:
+        raise ClvInputError(f"{label}: no table '{requested}'; tables are: {listing}")
+    return requested
+
+
 def _open_duckdb(con: duckdb.DuckDBPyConnection, path: Path, source: SourceSettings) -> None:
     con.execute(f"ATTACH {quote_literal(str(path))} AS src (READ_ONLY)")
     if source.query:
@@ -161,19 +173,7 @@ def _open_duckdb(con: duckdb.DuckDBPyConnection, path: Path, source: SourceSetti
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' "
             "UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = 'src' AND NOT internal"
         ).fetchall()]
-        table = source.table
-        if table is None:
-            if len(tables) != 1:
-                raise ClvInputError(
-                    f"{path}: holds {len(tables)} tables ({', '.join(sorted(tables)) or 'none'}); "
-                    "name one with --table"
-                )
-            table = tables[0]
-        elif table not in tables:
-            raise ClvInputError(
-                f"{path}: no table '{table}'; tables are: {', '.join(sorted(tables)) or 'none'}"
-            )
-        body = f"SELECT * FROM {quote_ident(table)}"
+        body = f"SELECT * FROM {quote_ident(_choose_table(tables, source.table, str(path)))}"
     # A user's query names the database's tables unqualified: resolve them in the attached file.
     con.execute("USE src")
     try:
@@ -200,16 +200,7 @@ def _open_sql(con: duckdb.DuckDBPyConnection, url: str, label: str, source: Sour
                 statement = sa.text(source.query)
             else:
                 tables = sa.inspect(connection).get_table_names()
-                table = source.table
-                if table is None:
-                    if len(tables) != 1:
-                        raise ClvInputError(
-                            f"{label}: holds {len(tables)} tables ({', '.join(sorted(tables)) or 'none'}); "
-                            "name one with --table"
-                        )
-                    table = tables[0]
-                elif table not in tables:
-                    raise ClvInputError(f"{label}: no table '{table}'; tables are: {', '.join(sorted(tables))}")
+                table = _choose_table(tables, source.table, label)
                 table_columns = sa.inspect(connection).get_columns(table)
                 statement = sa.select(sa.table(table, *[sa.column(c["name"]) for c in table_columns]))
             target = workdir / "sql_source.parquet"
