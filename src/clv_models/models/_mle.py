@@ -43,18 +43,18 @@ def maximise(objective: Objective, start: np.ndarray, *, gradient_tolerance: flo
 
     attempts = []
     first = minimize(safe, start, jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 2000})
-    attempts.append(("BFGS", first))
-    grad_norm = np.max(np.abs(safe(first.x)[1])) if np.isfinite(first.fun) else np.inf
-    if not first.success or grad_norm > gradient_tolerance:
+    attempts.append(("BFGS", first, _max_abs(first.jac)))
+    # BFGS often reports "precision loss" once the gradient is at the rounding noise of a mean
+    # over many rows; only a gradient above tolerance calls for the (slow) fallback.
+    if not np.isfinite(first.fun) or attempts[0][2] > gradient_tolerance:
         best = first.x if np.isfinite(first.fun) else start
         simplex = minimize(lambda p: safe(p)[0], best, method="Nelder-Mead",
                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 40000})
-        attempts.append(("Nelder-Mead", simplex))
         polish = minimize(safe, simplex.x, jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 2000})
-        attempts.append(("Nelder-Mead+BFGS", polish))
-    method, best_result = min(attempts, key=lambda item: item[1].fun if np.isfinite(item[1].fun) else np.inf)
-    final_grad = safe(best_result.x)[1]
-    grad_norm = float(np.max(np.abs(final_grad)))
+        attempts.append(("Nelder-Mead+BFGS", polish, _max_abs(polish.jac)))
+    method, best_result, grad_norm = min(
+        attempts, key=lambda item: item[1].fun if np.isfinite(item[1].fun) else np.inf
+    )
     converged = bool(np.isfinite(best_result.fun) and grad_norm <= gradient_tolerance)
     diagnostic = (
         f"{method}: {best_result.message}; max |gradient| {grad_norm:.2e} "
@@ -88,6 +88,12 @@ def check_identified(result: FitResult, names: tuple[str, ...], errors: np.ndarr
     return FitResult(result.log_params, result.objective, False, diagnostic, result.iterations, result.method)
 
 
+def _max_abs(gradient: np.ndarray | None) -> float:
+    if gradient is None or not np.all(np.isfinite(gradient)):
+        return float("inf")
+    return float(np.max(np.abs(gradient)))
+
+
 def standard_errors(gradient: Callable[[np.ndarray], np.ndarray], params: np.ndarray) -> np.ndarray:
     """Standard errors from the observed information: the inverse Hessian of the *total*
     negative log-likelihood in natural parameters, by central differences of its gradient."""
@@ -108,16 +114,29 @@ def standard_errors(gradient: Callable[[np.ndarray], np.ndarray], params: np.nda
     return np.where(variances > 0, np.sqrt(np.abs(variances)), np.nan)
 
 
+def factorize_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k−1 identifying the distinct rows of equal-length columns, and the index of each
+    distinct row's first occurrence. Hash-based, O(n): columns are factorized one at a time and
+    their codes combined into one int64 key (re-factorized at each step, so it never overflows)."""
+    import pandas as pd
+
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    for values in columns:
+        column_codes, uniques = pd.factorize(values)
+        codes, _ = pd.factorize(codes * len(uniques) + column_codes)
+    count = int(codes.max()) + 1 if len(codes) else 0
+    first = np.full(count, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return codes.astype(np.int64), first
+
+
 def compress(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Distinct rows of the given equal-length columns, their counts, and each row's index.
 
     BTYD likelihoods and predictions depend on the data only through these distinct rows
     (DESIGN.md §6); real bases have 10-100× fewer distinct rows than customers.
     """
-    import pandas as pd
-
-    frame = pd.DataFrame(columns)
-    codes, uniques = pd.MultiIndex.from_frame(frame).factorize()
-    counts = np.bincount(codes, minlength=len(uniques)).astype(float)
-    distinct = {name: uniques.get_level_values(i).to_numpy(dtype=float) for i, name in enumerate(columns)}
+    codes, first = factorize_rows(*columns.values())
+    counts = np.bincount(codes, minlength=len(first)).astype(float)
+    distinct = {name: np.asarray(values, dtype=float)[first] for name, values in columns.items()}
     return distinct, counts, codes

@@ -11,6 +11,7 @@ independent of purchase frequency (checked in :mod:`clv_models.evaluation`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import check_identified, compress, maximise, standard_errors
+from clv_models.models._mle import check_identified, maximise, standard_errors
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 
@@ -29,25 +30,67 @@ if TYPE_CHECKING:
 PARAMS = ("p", "q", "gamma")
 
 
+@dataclass(frozen=True)
+class _Data:
+    """Repeat buyers' (x, m̄) with weights, and the sums that do not depend on (p, q, γ).
+
+    Spend is continuous, so rows are rarely repeated; frequencies are: lnΓ and ψ of p·x are
+    evaluated once per distinct x.
+    """
+
+    x: np.ndarray
+    xm: np.ndarray
+    weights: np.ndarray
+    x_values: np.ndarray
+    x_weights: np.ndarray
+    total_weight: float
+    sum_log_m: float  # Σ w ln m
+    sum_x_log_mx: float  # Σ w x (ln m + ln x)
+
+    @classmethod
+    def build(cls, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> _Data:
+        x_values, x_index = np.unique(x, return_inverse=True)
+        return cls(
+            x=x,
+            xm=x * m,
+            weights=weights,
+            x_values=x_values,
+            x_weights=np.bincount(x_index, weights=weights),
+            total_weight=float(weights.sum()),
+            sum_log_m=float(np.sum(weights * np.log(m))),
+            sum_x_log_mx=float(np.sum(weights * x * (np.log(m) + np.log(x)))),
+        )
+
+
+def _log_likelihood_gradient(params: np.ndarray, data: _Data) -> tuple[float, np.ndarray]:
+    p, q, gamma = params
+    pxv = p * data.x_values
+    wx, W = data.x_weights, data.total_weight
+    log_xm_gamma = np.log(data.xm + gamma)
+    w = data.weights
+    weighted_log = float(np.sum(w * log_xm_gamma))
+    weighted_x_log = float(np.sum(w * data.x * log_xm_gamma))
+    value = (
+        wx @ (gammaln(pxv + q) - gammaln(pxv)) + W * (q * np.log(gamma) - gammaln(q))
+        + p * data.sum_x_log_mx - data.sum_log_m - p * weighted_x_log - q * weighted_log
+    )
+    d_p = wx @ (data.x_values * (digamma(pxv + q) - digamma(pxv))) + data.sum_x_log_mx - weighted_x_log
+    d_q = wx @ digamma(pxv + q) + W * (np.log(gamma) - digamma(q)) - weighted_log
+    d_gamma = W * q / gamma - float(np.sum(w * (p * data.x + q) / (data.xm + gamma)))
+    return float(value), np.array([d_p, d_q, d_gamma])
+
+
 def log_likelihood_gradient(
     params: np.ndarray, x: np.ndarray, m: np.ndarray, weights: np.ndarray
 ) -> tuple[float, np.ndarray]:
     """Weighted total log-likelihood of mean spend (note 025, eq. 3, the density of m̄ given x)
     and its analytic gradient w.r.t. (p, q, γ):
 
-    ln f = lnΓ(px+q) − lnΓ(px) − lnΓ(q) + q ln γ + (px−1) ln m + px ln x − (px+q) ln(xm+γ).
+    ln f = lnΓ(px+q) − lnΓ(px) − lnΓ(q) + q ln γ + (px−1) ln m + px ln x − (px+q) ln(xm+γ),
+    ∂/∂p = x[ψ(px+q) − ψ(px) + ln m + ln x − ln(xm+γ)],
+    ∂/∂q = ψ(px+q) − ψ(q) + ln γ − ln(xm+γ),      ∂/∂γ = q/γ − (px+q)/(xm+γ).
     """
-    p, q, gamma = params
-    px = p * x
-    log_xm_gamma = np.log(x * m + gamma)
-    terms = (
-        gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma)
-        + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * log_xm_gamma
-    )
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - log_xm_gamma)
-    d_q = digamma(px + q) - digamma(q) + np.log(gamma) - log_xm_gamma
-    d_gamma = q / gamma - (px + q) / (x * m + gamma)
-    return float(weights @ terms), np.array([weights @ d_p, weights @ d_q, weights @ d_gamma])
+    return _log_likelihood_gradient(np.asarray(params, dtype=float), _Data.build(x, m, weights))
 
 
 class GammaGammaModel(ParametricModelMixin, BaseEstimator):
@@ -74,30 +117,29 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
             raise ClvInputError(
                 f"Gamma-Gamma needs repeat buyers with positive spend; found {int(repeat.sum())}"
             )
-        distinct, weights, _ = compress({"x": x[repeat], "m": m[repeat]})
-        dx, dm = distinct["x"], distinct["m"]
-        total_weight = weights.sum()
+        data = _Data.build(x[repeat], m[repeat], np.ones(int(repeat.sum())))
+        total_weight = data.total_weight
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
             params = np.exp(log_params)
-            value, gradient = log_likelihood_gradient(params, dx, dm, weights)
+            value, gradient = _log_likelihood_gradient(params, data)
             penalty = self.penalizer * np.sum(params**2)
             return (
                 -value / total_weight + penalty,
                 (-gradient / total_weight + 2 * self.penalizer * params) * params,
             )
 
-        result = maximise(objective, self._start(dx, dm, weights))
+        result = maximise(objective, self._start(m[repeat]))
         params = np.exp(result.log_params)
 
         def total_gradient(natural: np.ndarray) -> np.ndarray:
-            return -log_likelihood_gradient(natural, dx, dm, weights)[1] + total_weight * 2 * self.penalizer * natural
+            return -_log_likelihood_gradient(natural, data)[1] + total_weight * 2 * self.penalizer * natural
 
         errors = standard_errors(total_gradient, params)
         result = check_identified(result, PARAMS, errors)
         self.params_ = dict(zip(PARAMS, map(float, params), strict=True))
         self.standard_errors_ = dict(zip(PARAMS, map(float, errors), strict=True))
-        self.log_likelihood_ = float(log_likelihood_gradient(params, dx, dm, weights)[0])
+        self.log_likelihood_ = float(_log_likelihood_gradient(params, data)[0])
         self.converged_ = result.converged
         self.diagnostic_ = result.diagnostic
         self.unit_ = training_unit(rfm, self.unit)
@@ -105,9 +147,9 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _start(x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def _start(m: np.ndarray) -> np.ndarray:
         """Method-of-moments flavoured start: q = 3, p = 2, γ from mean spend = pγ/(q−1)."""
-        mean_spend = (weights @ m) / weights.sum()
+        mean_spend = float(np.mean(m))
         p, q = 2.0, 3.0
         return np.log([p, q, max(mean_spend * (q - 1) / p, 1e-6)])
 

@@ -9,8 +9,9 @@ discount rate and the margin a share of revenue. Each month's purchases are disc
 end of that month. Units: currency of the orders.
 
 Unlike lifetimes' ``customer_lifetime_value`` (which takes 30 periods per month whatever the
-unit, and evaluates E[Y] twice per month), E[Y] is evaluated once per distinct (x, t_x, T) row
-and step, and the same horizon gives the same money for a daily and a weekly model.
+unit, and evaluates E[Y] twice per month), the same horizon gives the same money for a daily
+and a weekly model. The E[Y] bracket depends on (x, T) only, so the discounted monthly sum is
+formed once per distinct (x, T) pair and multiplied by each customer's P(alive).
 """
 
 from __future__ import annotations
@@ -58,9 +59,8 @@ def customer_lifetime_value(
             f"purchase model unit {purchases.unit_!r} and spend model unit {spend.unit_!r} differ"
         )
     steps = monthly_steps(parse_horizon(horizon), purchases.unit_, days_per_month)
-    cumulative = purchases.expected_purchases_between(rfm, steps)
-    per_step = np.diff(cumulative, axis=1, prepend=0.0)
     # Discount by elapsed months / 12 (= elapsed days / 365.25 with the default month length).
     years = steps * DAYS_PER_UNIT[purchases.unit_] / days_per_month / 12
     discount = (1.0 + annual_discount_rate) ** (-years)
-    return margin * spend.expected_order_value(rfm) * (per_step @ discount)
+    purchases_value = purchases.discounted_expected_purchases(rfm, steps, discount)
+    return margin * spend.expected_order_value(rfm) * purchases_value
