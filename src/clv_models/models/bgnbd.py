@@ -20,7 +20,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import check_identified, compress, factorize_rows, maximise, standard_errors
+from clv_models.models._mle import (
+    check_identified,
+    compress,
+    factorize_rows,
+    maximise,
+    standard_errors,
+    warm_up_sample,
+)
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 from clv_models.timeunits import Horizon, parse_horizon
@@ -167,16 +174,14 @@ class BetaGeoModel(ParametricModelMixin, BaseEstimator):
         total_weight = weights.sum()
         penalty_scale = np.array([1.0, scale, 1.0, 1.0])
 
-        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            params = np.exp(log_params)
-            value, gradient = _log_likelihood_gradient(params, data)
-            scaled = params * penalty_scale
-            penalty = self.penalizer * np.sum(scaled**2)
-            d_penalty = 2 * self.penalizer * scaled * penalty_scale
-            # mean negative log-likelihood + penalty, differentiated w.r.t. log-parameters
-            return -value / total_weight + penalty, (-gradient / total_weight + d_penalty) * params
-
-        result = maximise(objective, self._start(data.x, data.t_x, data.T, weights))
+        sample = warm_up_sample(weights)
+        warm_up = None
+        if sample is not None:
+            keep = sample > 0
+            small = _Data.build(data.x[keep], data.t_x[keep], data.T[keep], sample[keep])
+            warm_up = self._objective(small, penalty_scale)
+        result = maximise(self._objective(data, penalty_scale), self._start(data.x, data.t_x, data.T, weights),
+                          warm_up=warm_up)
         params = np.exp(result.log_params)
 
         def total_gradient(natural: np.ndarray) -> np.ndarray:
@@ -195,6 +200,20 @@ class BetaGeoModel(ParametricModelMixin, BaseEstimator):
         self.n_customers_ = int(round(total_weight))
         self.n_distinct_ = len(counts)
         return self
+
+    def _objective(self, data: _Data, penalty_scale: np.ndarray) -> Any:
+        """Mean negative log-likelihood plus penalty, and its gradient w.r.t. log-parameters."""
+        total_weight = data.weights.sum()
+
+        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+            params = np.exp(log_params)
+            value, gradient = _log_likelihood_gradient(params, data)
+            scaled = params * penalty_scale
+            penalty = self.penalizer * np.sum(scaled**2)
+            d_penalty = 2 * self.penalizer * scaled * penalty_scale
+            return -value / total_weight + penalty, (-gradient / total_weight + d_penalty) * params
+
+        return objective
 
     @staticmethod
     def _start(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> np.ndarray:

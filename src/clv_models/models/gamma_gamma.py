@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import check_identified, maximise, standard_errors
+from clv_models.models._mle import check_identified, maximise, standard_errors, warm_up_sample
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 
@@ -119,17 +119,12 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
             )
         data = _Data.build(x[repeat], m[repeat], np.ones(int(repeat.sum())))
         total_weight = data.total_weight
-
-        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            params = np.exp(log_params)
-            value, gradient = _log_likelihood_gradient(params, data)
-            penalty = self.penalizer * np.sum(params**2)
-            return (
-                -value / total_weight + penalty,
-                (-gradient / total_weight + 2 * self.penalizer * params) * params,
-            )
-
-        result = maximise(objective, self._start(m[repeat]))
+        sample = warm_up_sample(data.weights)
+        warm_up = None
+        if sample is not None:
+            keep = sample > 0
+            warm_up = self._objective(_Data.build(data.x[keep], m[repeat][keep], sample[keep]))
+        result = maximise(self._objective(data), self._start(m[repeat]), warm_up=warm_up)
         params = np.exp(result.log_params)
 
         def total_gradient(natural: np.ndarray) -> np.ndarray:
@@ -145,6 +140,20 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
         self.unit_ = training_unit(rfm, self.unit)
         self.n_customers_ = int(round(total_weight))
         return self
+
+    def _objective(self, data: _Data) -> Any:
+        """Mean negative log-likelihood plus penalty, and its gradient w.r.t. log-parameters."""
+
+        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+            params = np.exp(log_params)
+            value, gradient = _log_likelihood_gradient(params, data)
+            penalty = self.penalizer * np.sum(params**2)
+            return (
+                -value / data.total_weight + penalty,
+                (-gradient / data.total_weight + 2 * self.penalizer * params) * params,
+            )
+
+        return objective
 
     @staticmethod
     def _start(m: np.ndarray) -> np.ndarray:
