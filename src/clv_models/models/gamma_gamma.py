@@ -12,20 +12,18 @@ independent of purchase frequency (checked in :mod:`clv_models.evaluation`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import digamma, gammaln
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import check_identified, maximise, standard_errors, warm_up_sample
+from clv_models.models._mle import check_identified, maximise, standard_errors
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 PARAMS = ("p", "q", "gamma")
 
@@ -41,6 +39,7 @@ class _Data:
     x: np.ndarray
     xm: np.ndarray
     weights: np.ndarray
+    weighted_x: np.ndarray  # w·x per row
     x_values: np.ndarray
     x_weights: np.ndarray
     total_weight: float
@@ -49,16 +48,18 @@ class _Data:
 
     @classmethod
     def build(cls, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> _Data:
-        x_values, x_index = np.unique(x, return_inverse=True)
+        x_index, x_values = pd.factorize(x)  # hash-based: no sort of a million rows
+        log_m = np.log(m)
         return cls(
             x=x,
             xm=x * m,
             weights=weights,
+            weighted_x=weights * x,
             x_values=x_values,
             x_weights=np.bincount(x_index, weights=weights),
             total_weight=float(weights.sum()),
-            sum_log_m=float(np.sum(weights * np.log(m))),
-            sum_x_log_mx=float(np.sum(weights * x * (np.log(m) + np.log(x)))),
+            sum_log_m=float(weights @ log_m),
+            sum_x_log_mx=float((weights * x) @ (log_m + np.log(x))),
         )
 
 
@@ -66,17 +67,18 @@ def _log_likelihood_gradient(params: np.ndarray, data: _Data) -> tuple[float, np
     p, q, gamma = params
     pxv = p * data.x_values
     wx, W = data.x_weights, data.total_weight
-    log_xm_gamma = np.log(data.xm + gamma)
-    w = data.weights
-    weighted_log = float(np.sum(w * log_xm_gamma))
-    weighted_x_log = float(np.sum(w * data.x * log_xm_gamma))
+    shifted = data.xm + gamma
+    log_shifted = np.log(shifted)
+    inverse = np.reciprocal(shifted, out=shifted)  # reuse the buffer: one pass fewer
+    weighted_log = float(data.weights @ log_shifted)
+    weighted_x_log = float(data.weighted_x @ log_shifted)
     value = (
         wx @ (gammaln(pxv + q) - gammaln(pxv)) + W * (q * np.log(gamma) - gammaln(q))
         + p * data.sum_x_log_mx - data.sum_log_m - p * weighted_x_log - q * weighted_log
     )
     d_p = wx @ (data.x_values * (digamma(pxv + q) - digamma(pxv))) + data.sum_x_log_mx - weighted_x_log
     d_q = wx @ digamma(pxv + q) + W * (np.log(gamma) - digamma(q)) - weighted_log
-    d_gamma = W * q / gamma - float(np.sum(w * (p * data.x + q) / (data.xm + gamma)))
+    d_gamma = W * q / gamma - p * float(data.weighted_x @ inverse) - q * float(data.weights @ inverse)
     return float(value), np.array([d_p, d_q, d_gamma])
 
 
@@ -119,12 +121,8 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
             )
         data = _Data.build(x[repeat], m[repeat], np.ones(int(repeat.sum())))
         total_weight = data.total_weight
-        sample = warm_up_sample(data.weights)
-        warm_up = None
-        if sample is not None:
-            keep = sample > 0
-            warm_up = self._objective(_Data.build(data.x[keep], m[repeat][keep], sample[keep]))
-        result = maximise(self._objective(data), self._start(m[repeat]), warm_up=warm_up)
+        # No warm-up subsample: one evaluation costs ~2 ms per million buyers, less than a warm-up.
+        result = maximise(self._objective(data), self._start(m[repeat]))
         params = np.exp(result.log_params)
 
         def total_gradient(natural: np.ndarray) -> np.ndarray:
