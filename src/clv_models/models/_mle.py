@@ -118,15 +118,17 @@ def _max_abs(gradient: np.ndarray | None) -> float:
 
 def standard_errors(gradient: Callable[[np.ndarray], np.ndarray], params: np.ndarray) -> np.ndarray:
     """Standard errors from the observed information: the inverse Hessian of the *total*
-    negative log-likelihood in natural parameters, by central differences of its gradient."""
+    negative log-likelihood in natural parameters, by forward differences of its analytic
+    gradient (n + 1 gradients; relative step 1e-6, whose truncation error is far below the
+    precision a standard error needs)."""
     n = len(params)
     hessian = np.empty((n, n))
+    at_optimum = gradient(params)
     for i in range(n):
-        step = 1e-5 * max(abs(params[i]), 1e-8)
-        up, down = params.copy(), params.copy()
-        up[i] += step
-        down[i] -= step
-        hessian[:, i] = (gradient(up) - gradient(down)) / (2 * step)
+        step = 1e-6 * max(abs(params[i]), 1e-8)
+        moved = params.copy()
+        moved[i] += step
+        hessian[:, i] = (gradient(moved) - at_optimum) / step
     hessian = (hessian + hessian.T) / 2
     try:
         covariance = np.linalg.inv(hessian)
