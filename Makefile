@@ -24,6 +24,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_rfm.py
+	$(BIN)/python benchmarks/bench_ltv.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

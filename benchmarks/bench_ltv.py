@@ -57,7 +57,8 @@ Usage::
 
     python benchmarks/bench_ltv.py                               # 10k, 100k, 1M customers, 3 repeats
     python benchmarks/bench_ltv.py --sizes 10000,100000 --repeats 1   # quick
-    python benchmarks/bench_ltv.py --json-out benchmarks/results/ltv.json
+    python benchmarks/bench_ltv.py --json-out benchmarks/results/ltv.json   # also save results (git-ignored)
+    python benchmarks/bench_ltv.py --quiet-wait 0 --retries 0                # don't wait for an idle machine
 """
 
 from __future__ import annotations
@@ -130,9 +131,7 @@ def simulate_rfm(n_customers: int, seed: int):  # -> pandas.DataFrame
     nu = rng.gamma(TRUE_GG["q"], 1.0 / TRUE_GG["gamma"], n)
     monetary = np.zeros(n)
     monetary[repeat] = rng.gamma(TRUE_GG["p"] * x[repeat], 1.0 / (nu[repeat] * x[repeat]))
-    frame = pd.DataFrame(
-        {"frequency": x.astype(float), "recency": recency, "T": T, "monetary_value": monetary}
-    )
+    frame = pd.DataFrame({"frequency": x.astype(float), "recency": recency, "T": T, "monetary_value": monetary})
     assert (frame["recency"] <= frame["T"]).all() and (frame.loc[~repeat, "recency"] == 0).all()
     return frame
 
@@ -219,9 +218,7 @@ def our_models(params_path: Path):  # -> (BetaGeoModel, GammaGammaModel)
 
     params = json.loads(params_path.read_text())
     bg = BetaGeoModel.from_dict({"model": "BetaGeoModel", "penalizer": 0.0, "unit": "D", "params": params["bg"]})
-    gg = GammaGammaModel.from_dict(
-        {"model": "GammaGammaModel", "penalizer": 0.0, "unit": "D", "params": params["gg"]}
-    )
+    gg = GammaGammaModel.from_dict({"model": "GammaGammaModel", "penalizer": 0.0, "unit": "D", "params": params["gg"]})
     return bg, gg
 
 
@@ -385,6 +382,7 @@ def wait_for_quiet(max_wait: float, window: float = 0.5) -> float:
 
 def measure(task: str, path: Path, args: argparse.Namespace, label: str, *extra: str) -> dict[str, Any]:
     """One measurement on a quiet machine if possible, rerun (``--retries``) while others disturbed it."""
+    discarded: list[dict[str, Any]] = []
     for attempt in range(args.retries + 1):
         waited = wait_for_quiet(args.quiet_wait)
         if waited > 1.0:
@@ -400,8 +398,10 @@ def measure(task: str, path: Path, args: argparse.Namespace, label: str, *extra:
             flush=True,
         )
         run["disturbed"] = flag
-        if not flag:
+        if not flag or attempt == args.retries:
             break
+        discarded.append({"seconds": run["seconds"], "other_cpu_seconds": other})
+    run["discarded_attempts"] = discarded
     return run
 
 
@@ -450,9 +450,7 @@ def run_size(args: argparse.Namespace, size: int, scratch: Path) -> dict[str, An
     out["results"]["bg-lifetimes-weighted"]["median_groupby_s"] = statistics.median(
         r["groupby_seconds"] for r in runs["bg-lifetimes-weighted"]
     )
-    out["clv_check"] = spawn_worker(
-        "clv-check", path, "--params", str(params_path), "--reference", str(reference)
-    )
+    out["clv_check"] = spawn_worker("clv-check", path, "--params", str(params_path), "--reference", str(reference))
 
     bg_ours, gg_ours = runs["bg-ours"][0]["params"], runs["gg-ours"][0]["params"]
     out["params"] = {
@@ -592,6 +590,9 @@ def print_report(info: dict[str, Any]) -> bool:
         "    other s = max CPU used by other processes during a run; RSS = max peak RSS of the worker;\n"
         "    lt/ours = lifetimes median / ours median; ! = a run stayed disturbed after reruns."
     )
+    reruns = sum(stats["reruns"] for out in info["sizes"].values() for stats in out["results"].values())
+    kept = sum(stats["disturbed_runs"] for out in info["sizes"].values() for stats in out["results"].values())
+    print(f"  runs disturbed by other processes and rerun: {reruns}; still disturbed after reruns: {kept}")
     print()
     all_ok = True
     for size, out in info["sizes"].items():
@@ -643,7 +644,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES),
+        "--sizes",
+        type=parse_sizes,
+        default=parse_sizes(DEFAULT_SIZES),
         help=f"customers per table, comma-separated (default {DEFAULT_SIZES})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="numpy default_rng seed")
@@ -652,11 +655,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--retries", type=int, default=2, help="reruns of a measurement disturbed by other processes (default 2)"
     )
     parser.add_argument(
-        "--quiet-wait", type=float, default=120.0,
+        "--quiet-wait",
+        type=float,
+        default=120.0,
         help="before each run, wait up to this many seconds for other processes to go idle (default 120)",
     )
     parser.add_argument(
-        "--data-dir", default=str(DEFAULT_DATA_DIR),
+        "--data-dir",
+        default=str(DEFAULT_DATA_DIR),
         help=f"where the simulated Parquet tables are cached (default {DEFAULT_DATA_DIR})",
     )
     parser.add_argument(
