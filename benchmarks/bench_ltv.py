@@ -64,7 +64,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -76,6 +75,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _harness import cpu_model, format_load, versions  # benchmarks/ is on sys.path when run as a script
 
 GENERATOR_VERSION = 1
 DEFAULT_SEED = 20240601
@@ -477,32 +478,12 @@ def run_size(args: argparse.Namespace, size: int, scratch: Path) -> dict[str, An
     return out
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "pandas", "pyarrow", "lifetimes", "autograd", "clv_models"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     threads_env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ}
     info: dict[str, Any] = {
         "command": shlex.join([sys.executable, *sys.argv]),
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform()},
-        "versions": versions(),
+        "versions": versions(("numpy", "scipy", "pandas", "pyarrow", "lifetimes", "autograd", "clv_models")),
         "thread_env": threads_env,
         "params": {
             "sizes": args.sizes,
@@ -520,10 +501,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for size in args.sizes:
             info["sizes"][str(size)] = run_size(args, size, Path(scratch))
     return info
-
-
-def format_load(triple: tuple[float, float, float]) -> str:
-    return "/".join(f"{x:.2f}" for x in triple)
 
 
 def verdict(ok: bool) -> str:

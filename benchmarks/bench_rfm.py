@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import os
 import platform
@@ -59,6 +58,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _harness import cpu_model, format_load, versions  # benchmarks/ is on sys.path when run as a script
 
 GENERATOR_VERSION = 1
 DEFAULT_SEED = 20240601
@@ -303,26 +304,6 @@ def spawn_worker(kind: str, path: Path, as_of: dt.date, unit: str, *extra: str) 
     return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in ("duckdb", "pandas", "pyarrow", "numpy", "lifetimes", "clv_models"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
 def summarize(runs: list[dict[str, Any]], key: str = "seconds") -> dict[str, Any]:
     times = [run[key] for run in runs]
     stats: dict[str, Any] = {"median_s": statistics.median(times), "runs_s": times}
@@ -350,7 +331,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     info: dict[str, Any] = {
         "command": shlex.join([sys.executable, *sys.argv]),
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform()},
-        "versions": versions(),
+        "versions": versions(("duckdb", "pandas", "pyarrow", "numpy", "lifetimes", "clv_models")),
         "params": {
             "orders": args.orders,
             "customers": args.customers,
@@ -396,10 +377,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         info["lifetimes"] = summarize(lifetimes_runs) | {"rows": lifetimes_runs[0]["rows"]}
         info["lifetimes_read"] = summarize(lifetimes_runs, "read_seconds")
     return info
-
-
-def format_load(triple: tuple[float, float, float]) -> str:
-    return "/".join(f"{x:.2f}" for x in triple)
 
 
 def print_report(info: dict[str, Any]) -> None:

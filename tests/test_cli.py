@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_validate_online_retail(online_retail_path: Path, tmp_path: Path) -> Non
 def test_help_on_every_option() -> None:
     for command in ("validate", "features"):
         result = subprocess.run([sys.executable, "-m", "clv_models.cli", command, "--help"],
-                                capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""})
+                                capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
         assert result.returncode == 0
         for option in ("--orders", "--columns", "--as-of", "--config", "--set"):
             assert option in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
@@ -18,6 +19,29 @@ class ParametricModelMixin:
 
     PARAMETER_NAMES: ClassVar[tuple[str, ...]] = ()
     EXTRA_ATTRIBUTES: ClassVar[tuple[str, ...]] = ("n_customers",)
+
+    def _store_fit(
+        self,
+        result: Any,
+        log_likelihood: float,
+        total_gradient: Any,
+        unit: str,
+        n_customers: float,
+    ) -> None:
+        """Set the fitted attributes from an optimiser result (see ``_mle.maximise``): parameters,
+        standard errors from the observed information, and the identification verdict."""
+        from clv_models.models._mle import check_identified, standard_errors
+
+        params = np.exp(result.log_params)
+        errors = standard_errors(total_gradient, params)
+        result = check_identified(result, self.PARAMETER_NAMES, errors)
+        self.params_ = dict(zip(self.PARAMETER_NAMES, map(float, params), strict=True))
+        self.standard_errors_ = dict(zip(self.PARAMETER_NAMES, map(float, errors), strict=True))
+        self.log_likelihood_ = float(log_likelihood)
+        self.converged_ = result.converged
+        self.diagnostic_ = result.diagnostic
+        self.unit_ = unit
+        self.n_customers_ = int(round(n_customers))
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters and metadata only: JSON-serialisable."""

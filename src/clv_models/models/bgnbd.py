@@ -22,11 +22,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 from clv_models.models._mle import (
-    check_identified,
     compress,
     factorize_rows,
     maximise,
-    standard_errors,
     warm_up_sample,
 )
 from clv_models.models._persistence import ParametricModelMixin
@@ -187,15 +185,10 @@ class BetaGeoModel(ParametricModelMixin, BaseEstimator):
             scaled = natural * penalty_scale
             return -value_gradient + total_weight * 2 * self.penalizer * scaled * penalty_scale
 
-        errors = standard_errors(total_gradient, params)
-        result = check_identified(result, PARAMS, errors)
-        self.params_ = dict(zip(PARAMS, map(float, params), strict=True))
-        self.standard_errors_ = dict(zip(PARAMS, map(float, errors), strict=True))
-        self.log_likelihood_ = float(_log_likelihood_gradient(params, data)[0])
-        self.converged_ = result.converged
-        self.diagnostic_ = result.diagnostic
-        self.unit_ = training_unit(rfm, self.unit)
-        self.n_customers_ = int(round(total_weight))
+        self._store_fit(
+            result, _log_likelihood_gradient(params, data)[0], total_gradient, training_unit(rfm, self.unit),
+            total_weight,
+        )
         self.n_distinct_ = len(counts)
         return self
 

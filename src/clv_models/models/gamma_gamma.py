@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import check_identified, maximise, standard_errors
+from clv_models.models._mle import maximise
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 
@@ -128,15 +128,10 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
         def total_gradient(natural: np.ndarray) -> np.ndarray:
             return -_log_likelihood_gradient(natural, data)[1] + total_weight * 2 * self.penalizer * natural
 
-        errors = standard_errors(total_gradient, params)
-        result = check_identified(result, PARAMS, errors)
-        self.params_ = dict(zip(PARAMS, map(float, params), strict=True))
-        self.standard_errors_ = dict(zip(PARAMS, map(float, errors), strict=True))
-        self.log_likelihood_ = float(_log_likelihood_gradient(params, data)[0])
-        self.converged_ = result.converged
-        self.diagnostic_ = result.diagnostic
-        self.unit_ = training_unit(rfm, self.unit)
-        self.n_customers_ = int(round(total_weight))
+        self._store_fit(
+            result, _log_likelihood_gradient(params, data)[0], total_gradient, training_unit(rfm, self.unit),
+            total_weight,
+        )
         return self
 
     def _objective(self, data: _Data) -> Any:
