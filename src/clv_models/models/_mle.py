@@ -105,7 +105,7 @@ def check_identified(result: FitResult, names: tuple[str, ...], errors: np.ndarr
     diagnostic = f"{result.diagnostic}; not identified: {'; '.join(problems)}"
     warnings.warn(
         f"the data do not identify the model ({'; '.join(problems)}); try a penalizer > 0", ConvergenceWarning,
-        stacklevel=3,
+        stacklevel=4,  # check_identified <- _store_fit <- fit <- the caller
     )
     return FitResult(result.log_params, result.objective, False, diagnostic, result.iterations, result.method)
 
