@@ -250,3 +250,29 @@ def test_degenerate_data_warns_instead_of_failing(frequency, recency) -> None:
     assert not model.converged_
     assert "gradient" in model.diagnostic_
     assert np.isfinite(model.probability_alive(frame)).all()
+
+
+def test_large_fit_with_warm_start_equals_lifetimes() -> None:
+    """Above 40,000 distinct rows the fit starts from a subsample; the optimum must not move."""
+    from lifetimes import BetaGeoFitter
+
+    from clv_models.models._mle import warm_up_sample
+
+    frame = simulate(60_000, r=0.3, alpha=5.0, a=0.8, b=2.5, seed=23)
+    assert warm_up_sample(np.ones(len(frame))) is not None  # the warm-start path is taken
+    ours = BetaGeoModel().fit(frame)
+    reference = BetaGeoFitter().fit(frame["frequency"], frame["recency"], frame["T"])
+    for name in ("r", "alpha", "a", "b"):
+        assert ours.params_[name] == pytest.approx(reference.params_[name], rel=1e-5)
+    assert ours.converged_
+
+
+def test_sample_weight_equals_repeated_rows(cdnow_summary: pd.DataFrame) -> None:
+    head = cdnow_summary.iloc[:800]
+    doubled = pd.concat([head, head.iloc[:300]], ignore_index=True)
+    doubled.attrs["unit"] = "W"
+    weights = np.r_[np.full(300, 2.0), np.ones(500)]
+    by_weight = BetaGeoModel().fit(head, sample_weight=weights)
+    by_rows = BetaGeoModel().fit(doubled)
+    assert by_weight.params_ == pytest.approx(by_rows.params_, rel=1e-7)
+    assert by_weight.log_likelihood_ == pytest.approx(by_rows.log_likelihood_, rel=1e-10)
