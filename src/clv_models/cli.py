@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clv_models.config import ColumnMap, Settings, load_settings, settings_to_toml
-from clv_models.errors import ClvInputError, TooManyBadRowsError
+from clv_models.errors import ClvInputError
 
 app = typer.Typer(
     name="clv",
@@ -80,9 +80,6 @@ QuarantineOpt = Annotated[
 def _user_errors() -> Iterator[None]:
     try:
         yield
-    except TooManyBadRowsError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(3) from None
     except ClvInputError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(exc.exit_code) from None
@@ -296,12 +293,15 @@ def features(
                 sql = calibration_holdout_sql(result.relation, cutoff, chosen.holdout_end, chosen.unit)
             else:
                 sql = summary_sql(result.relation, cutoff, chosen.unit)
-            written = write_relation_atomic(result.con, sql, out_path)
-            customers = result.con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
+            # Aggregate once; the file, the count and the printed distribution all read the result.
+            result.con.execute(f"CREATE TEMP TABLE customer_features AS {sql}")
+            features_sql = "SELECT * FROM customer_features ORDER BY customer_id"
+            written = write_relation_atomic(result.con, features_sql, out_path)
+            customers = result.con.execute("SELECT count(*) FROM customer_features").fetchall()[0][0]
             unit_name = "days" if chosen.unit == "D" else "weeks"
             _print_summary(
                 result.con,
-                sql,
+                features_sql,
                 f"RFM summary at {cutoff} (end of day), unit {chosen.unit} ({unit_name}): "
                 f"{customers:,} customers",
             )

@@ -135,15 +135,9 @@ class FeatureSettings(_Frozen):
         return value
 
 
-class ModelSettings(_Frozen):
-    """BTYD estimators (DESIGN.md §3 models/)."""
-
-    bgnbd_penalizer: float = Field(0.0, ge=0.0, description="L2 penalty of the BG/NBD fit (0 = plain MLE).")
-    gamma_gamma_penalizer: float = Field(0.0, ge=0.0, description="L2 penalty of the Gamma-Gamma fit.")
-
-
 class ValuationSettings(_Frozen):
-    """CLV: expected discounted margin over a horizon (clv_models.valuation.clv)."""
+    """CLV: expected discounted margin over a horizon. The field names are the keyword arguments
+    of :func:`clv_models.valuation.customer_lifetime_value` (pass ``**settings.model_dump()``)."""
 
     horizon: str = Field("12M", description="CLV horizon with its unit: '12M' (month = 30.4375 days), '52W', '365D'.")
     annual_discount_rate: float = Field(0.10, ge=0.0, le=1.0, description="Yearly discount rate, e.g. 0.10.")
@@ -165,7 +159,6 @@ class Settings(_Frozen):
     orders: SourceSettings = SourceSettings()
     validation: ValidationSettings = ValidationSettings()
     features: FeatureSettings = FeatureSettings()
-    models: ModelSettings = ModelSettings()
     valuation: ValuationSettings = ValuationSettings()
 
 

@@ -1,4 +1,5 @@
-"""Errors that describe a user's input, not a bug: the CLI prints them as one line, exit code 2."""
+"""Errors that describe a user's input, not a bug: the CLI prints them as one line and exits with
+the error's ``exit_code`` (2, or 3 for too many malformed rows)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,5 @@ class ClvInputError(Exception):
 
 class TooManyBadRowsError(ClvInputError):
     """Malformed rows exceed the configured share; the quarantine file was still written."""
+
+    exit_code = 3

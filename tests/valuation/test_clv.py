@@ -97,3 +97,15 @@ def test_bad_settings(weekly) -> None:
     daily_spend = GammaGammaModel.from_dict({**gg.to_dict(), "unit": "D"})
     with pytest.raises(ClvInputError, match="unit"):
         customer_lifetime_value(bg, daily_spend, rfm)
+
+
+def test_valuation_settings_drive_clv(weekly) -> None:
+    from clv_models.config import load_settings
+
+    rfm, bg, gg = weekly
+    settings = load_settings(None, ["valuation.horizon=6M", "valuation.margin=0.25",
+                                    "valuation.annual_discount_rate=0.05"]).valuation
+    np.testing.assert_array_equal(
+        customer_lifetime_value(bg, gg, rfm, **settings.model_dump()),
+        customer_lifetime_value(bg, gg, rfm, horizon="6M", annual_discount_rate=0.05, margin=0.25),
+    )

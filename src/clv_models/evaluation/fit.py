@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, hyp2f1
+from scipy.special import betaln
 from scipy.stats import nbinom
 from sklearn.utils.validation import check_is_fitted
 
@@ -55,16 +55,9 @@ def probability_of_purchases(model: BetaGeoModel, t: np.ndarray | float, x: np.n
 
 def expected_repeat_purchases(model: BetaGeoModel, t: np.ndarray | float) -> np.ndarray:
     """E[X(t)] for a customer just acquired, at each of ``t`` (model units), vectorised (FHL 2005,
-    eq. 9): (a+b−1)/(a−1) · [1 − (α/(α+t))^r ₂F₁(r, b; a+b−1; t/(α+t))].
-
-    The array form of ``BetaGeoModel.expected_purchases_new_customer``.
-    """
-    r, alpha, a, b = _params(model)
-    t = np.asarray(t, dtype=float)
-    if (t < 0).any():
-        raise ClvInputError("E[X(t)] needs t ≥ 0")
-    bracket = 1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t))
-    return (a + b - 1) / (a - 1) * bracket
+    eq. 9); see :meth:`BetaGeoModel.unconditional_expected_purchases`."""
+    check_is_fitted(model, "params_")
+    return model.unconditional_expected_purchases(t)
 
 
 def _bin_labels(max_frequency: int) -> list[str]:

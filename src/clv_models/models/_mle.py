@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import minimize
@@ -20,11 +20,8 @@ class ConvergenceWarning(UserWarning):
 @dataclass(frozen=True)
 class FitResult:
     log_params: np.ndarray
-    objective: float
     converged: bool
-    diagnostic: str
-    iterations: int
-    method: str
+    diagnostic: str  # which optimiser ended where, with its gradient and iterations
 
 
 def _guarded(objective: Objective) -> Objective:
@@ -87,7 +84,7 @@ def maximise(
             f"maximum likelihood did not converge ({diagnostic}); try a penalizer > 0", ConvergenceWarning,
             stacklevel=3,
         )
-    return FitResult(best_result.x, float(best_result.fun), converged, diagnostic, int(best_result.nit), method)
+    return FitResult(best_result.x, converged, diagnostic)
 
 
 def check_identified(result: FitResult, names: tuple[str, ...], errors: np.ndarray) -> FitResult:
@@ -107,7 +104,7 @@ def check_identified(result: FitResult, names: tuple[str, ...], errors: np.ndarr
         f"the data do not identify the model ({'; '.join(problems)}); try a penalizer > 0", ConvergenceWarning,
         stacklevel=4,  # check_identified <- _store_fit <- fit <- the caller
     )
-    return FitResult(result.log_params, result.objective, False, diagnostic, result.iterations, result.method)
+    return replace(result, converged=False, diagnostic=diagnostic)
 
 
 def _max_abs(gradient: np.ndarray | None) -> float:

@@ -295,12 +295,18 @@ class BetaGeoModel(ParametricModelMixin, BaseEstimator):
         return (1.0 - alive) + alive * np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
 
     def expected_purchases_new_customer(self, *, horizon: str | Horizon) -> float:
-        """E[X(t)] for a customer just acquired (FHL 2005, eq. 9):
-        (a+b−1)/(a−1) · [1 − (α/(α+t))^r ₂F₁(r, b; a+b−1; t/(α+t))]."""
+        """E[X(t)] for a customer just acquired, over ``horizon`` (FHL 2005, eq. 9)."""
+        return float(self.unconditional_expected_purchases(self._horizon(horizon)))
+
+    def unconditional_expected_purchases(self, t: np.ndarray | float) -> np.ndarray:
+        """E[X(t)] = (a+b−1)/(a−1) · [1 − (α/(α+t))^r ₂F₁(r, b; a+b−1; t/(α+t))] (FHL 2005, eq. 9),
+        repeat purchases of a customer just acquired, at each ``t`` ≥ 0 in the model's unit."""
         r, alpha, a, b = self._unpack()
-        t = self._horizon(horizon)
+        t = np.asarray(t, dtype=float)
+        if (t < 0).any():
+            raise ClvInputError("E[X(t)] needs t ≥ 0")
         bracket = 1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t))
-        return float((a + b - 1) / (a - 1) * bracket)
+        return (a + b - 1) / (a - 1) * bracket
 
     # -- persistence and interop -----------------------------------------------------------
 
