@@ -155,11 +155,40 @@ class ValuationSettings(_Frozen):
         return value
 
 
+class ChurnSettings(_Frozen):
+    """Churn classifier (DESIGN.md §2 'churn'): labels, rolling-origin snapshots, LightGBM tuned
+    with Optuna, calibration. See ``clv_models.features.churn`` and ``clv_models.models.churn``."""
+
+    window_days: int = Field(90, ge=1, description="A customer churns if they place no order in (cutoff, cutoff + window].")
+    train_cutoffs: int = Field(12, ge=1, description="Number of rolling-origin training snapshots (at most).")
+    cutoff_step_days: int = Field(30, ge=1, description="Days between consecutive training snapshots.")
+    min_history_days: int = Field(30, ge=0, description="A training snapshot needs this many days of orders before it.")
+    n_trials: int = Field(30, ge=1, description="Optuna trials (upper bound).")
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="Optuna time budget; unset = trials only (a time budget makes results machine-dependent)."
+    )
+    n_folds: int = Field(4, ge=2, description="Cross-validation folds over training snapshots, grouped by customer.")
+    seed: int = Field(42, description="Seed for folds, the TPE sampler and LightGBM.")
+    tuning_metric: Literal["auc", "log_loss"] = "auc"
+    calibration: Literal["isotonic", "sigmoid"] = Field(
+        "isotonic", description="Fitted on the out-of-time validation snapshot."
+    )
+    class_balance: Literal["balanced", "none"] = Field(
+        "balanced", description="'balanced' weights classes equally in training; calibration restores probabilities."
+    )
+    early_stopping_rounds: int = Field(50, ge=1)
+    max_rounds: int = Field(1000, ge=10)
+    threads: int = Field(2, ge=1, description="LightGBM threads (fixed, so results do not depend on the machine).")
+    btyd_penalizer: float = Field(0.0, ge=0.0, description="L2 penalizer of the per-snapshot BG/NBD and Gamma-Gamma fits.")
+    max_categories: int = Field(30, ge=1, description="Most frequent values kept per categorical feature; the rest 'other'.")
+
+
 class Settings(_Frozen):
     orders: SourceSettings = SourceSettings()
     validation: ValidationSettings = ValidationSettings()
     features: FeatureSettings = FeatureSettings()
     valuation: ValuationSettings = ValuationSettings()
+    churn: ChurnSettings = ChurnSettings()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

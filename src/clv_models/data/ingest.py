@@ -356,8 +356,8 @@ def _build_lines_and_orders(
     con.execute(
         """
         CREATE TEMP TABLE credit_matches AS
-        SELECT c.customer_id, c.order_id AS credit_order_id, c.amount AS credit_amount,
-               p.order_id AS purchase_order_id
+        SELECT c.customer_id, c.order_id AS credit_order_id, c.order_ts AS credit_ts,
+               c.amount AS credit_amount, p.order_id AS purchase_order_id
         FROM (SELECT * FROM order_candidates WHERE amount < 0) c
         ASOF LEFT JOIN (
             SELECT customer_id, order_ts, max(order_id) AS order_id

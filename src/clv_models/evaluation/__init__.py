@@ -1,6 +1,15 @@
-"""Holdout evaluation: out-of-time metrics, the Gamma-Gamma independence check and BG/NBD fit
-diagnostics (repeat-purchase distribution, cumulative tracking)."""
+"""Holdout evaluation: out-of-time metrics, the Gamma-Gamma independence check, BG/NBD fit
+diagnostics (repeat-purchase distribution, cumulative tracking) and churn-classifier metrics."""
 
+from clv_models.evaluation.churn_metrics import (
+    classification_metrics,
+    compare_scores,
+    expected_calibration_error,
+    lift_table,
+    reliability_curve,
+    top_share_lift,
+    top_share_positive_capture,
+)
 from clv_models.evaluation.cumulative import cumulative_repeat_purchases
 from clv_models.evaluation.fit import (
     expected_repeat_purchases,
@@ -35,10 +44,13 @@ __all__ = [
     "HoldoutReport",
     "IndependenceWarning",
     "aggregate_error",
+    "classification_metrics",
+    "compare_scores",
     "cumulative_repeat_purchases",
     "decile_mape",
     "decile_table",
     "evaluate_holdout",
+    "expected_calibration_error",
     "expected_repeat_purchases",
     "frequency_monetary_correlation",
     "frequency_table",
@@ -46,13 +58,17 @@ __all__ = [
     "gini",
     "holdout_purchase_predictions",
     "holdout_revenue",
+    "lift_table",
     "mean_absolute_error",
     "normalized_gini",
     "probability_of_purchases",
+    "reliability_curve",
     "repeat_purchase_histogram",
     "root_mean_squared_error",
     "spearman",
     "top_share_capture",
+    "top_share_lift",
+    "top_share_positive_capture",
     "write_ltv_report",
     "LtvReportFiles",
 ]

@@ -1,5 +1,11 @@
 """Figures (matplotlib object API: ``ax`` in, ``Axes`` out; no pyplot state, nothing shown)."""
 
+from clv_models.plotting.churn import (
+    plot_contributions_summary,
+    plot_feature_importance,
+    plot_lift,
+    plot_reliability,
+)
 from clv_models.plotting.ltv import (
     plot_calibration_vs_holdout,
     plot_cumulative_purchases,
@@ -10,8 +16,12 @@ from clv_models.plotting.ltv import (
 
 __all__ = [
     "plot_calibration_vs_holdout",
+    "plot_contributions_summary",
     "plot_cumulative_purchases",
+    "plot_feature_importance",
     "plot_frequency_recency_matrix",
+    "plot_lift",
     "plot_probability_alive_matrix",
+    "plot_reliability",
     "plot_repeat_purchases",
 ]

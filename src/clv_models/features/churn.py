@@ -1,0 +1,454 @@
+"""Point-in-time churn features and labels over rolling-origin snapshots (DESIGN.md §2 'churn').
+
+A *snapshot* is a cutoff date c (the end of that day). For every customer with a purchase on or
+before c it holds features computed only from what was known at the end of day c, and, when the
+data reach far enough, the label
+
+    churned = 1  if the customer places no order in (c, c + window]   (days)
+
+Point in time. Ingestion nets each credit note into the purchase it refunds (docs/decisions.md
+D3) with the *ingestion* cutoff, so the ``orders`` table already knows returns made after c. The
+snapshots are therefore rebuilt from ingestion's raw order candidates and credit matches: at
+cutoff c a purchase counts with its gross amount minus the credits dated on or before c, and is a
+purchase at c if that net is > 0. At the ingestion cutoff this equals the ``orders`` table
+(tested), and features at c equal features computed from data truncated at c (tested). Labels use
+the orders as known at the end of the outcome window.
+
+Schedule (:func:`plan_snapshots`): with the last data day L and window w, the test cutoff is
+L − w, the validation cutoff L − 2w and the latest training cutoff L − 3w, earlier training
+cutoffs every ``cutoff_step_days`` back. Every validation and test outcome window lies after every
+training outcome window: both evaluations are strictly out of time.
+
+Every time feature is in days. Money is summed as DECIMAL (exact, so reruns are byte-identical).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clv_models.errors import ClvInputError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+    from clv_models.config import ChurnSettings
+    from clv_models.data.ingest import IngestResult
+
+MONEY = "DECIMAL(38, 9)"
+CUTOFFS_TABLE = "churn_cutoffs"
+LABEL = "churned"
+
+# (name, lower days back, upper days back): orders in [end − lower, end − upper), end = c + 1 day.
+WINDOWS = (
+    ("30d", 30, 0),
+    ("30_60d", 60, 30),
+    ("60_90d", 90, 60),
+    ("90d", 90, 0),
+    ("90_180d", 180, 90),
+    ("180d", 180, 0),
+    ("180_360d", 360, 180),
+)
+SPEND_WINDOWS = ("30d", "90d", "90_180d", "180d")
+
+BASE_FEATURES = (
+    "frequency",  # repeat purchase days (BTYD frequency, unit D)
+    "recency",  # days from first to last purchase day
+    "T",  # days from first purchase day to the cutoff (tenure)
+    "monetary_value",  # mean net spend of the repeat purchase days
+    "days_since_last",
+    "n_orders",
+    "total_spend",
+    "avg_order_value",
+    "gap_mean",  # mean days between consecutive purchase days
+    "gap_std",
+    "last_gap_ratio",  # days since last purchase / gap_mean: > 1 means overdue
+    *(f"orders_{name}" for name, _, _ in WINDOWS),
+    *(f"spend_{name}" for name in SPEND_WINDOWS),
+    "orders_trend_90d",  # orders in the last 90 days minus the 90 before
+    "months_declining",  # of the last three 30-day windows, how many fell vs the one before
+    "basket_lines",  # mean order lines per order
+    "return_share",  # credits / gross spend, as known at the cutoff
+)
+OPTIONAL_NUMERIC = {"quantity": "basket_quantity", "category": "category_breadth"}
+CATEGORICAL = ("country", "channel")
+BTYD_FEATURES = ("bgnbd_p_alive", "bgnbd_expected_purchases_w", "bgnbd_p_no_purchase_w", "gg_expected_order_value")
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """Cutoff dates of the training, validation and test snapshots (ends of those days)."""
+
+    train: tuple[dt.date, ...]
+    validation: dt.date
+    test: dt.date
+    window_days: int
+    data_end: dt.date
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train": [d.isoformat() for d in self.train],
+            "validation": self.validation.isoformat(),
+            "test": self.test.isoformat(),
+            "window_days": self.window_days,
+            "data_end": self.data_end.isoformat(),
+        }
+
+
+def plan_snapshots(
+    first_day: dt.date,
+    data_end: dt.date,
+    *,
+    window_days: int = 90,
+    train_cutoffs: int = 12,
+    cutoff_step_days: int = 30,
+    min_history_days: int = 30,
+) -> SnapshotPlan:
+    """Rolling-origin cutoffs; see the module docstring. Raises when the data are too short."""
+    window = dt.timedelta(days=window_days)
+    test = data_end - window
+    validation = test - window
+    latest_train = validation - window
+    earliest = first_day + dt.timedelta(days=min_history_days)
+    train = tuple(
+        sorted(
+            cutoff
+            for k in range(train_cutoffs)
+            if (cutoff := latest_train - dt.timedelta(days=k * cutoff_step_days)) >= earliest
+        )
+    )
+    if not train:
+        span = (data_end - first_day).days
+        need = 3 * window_days + min_history_days
+        raise ClvInputError(
+            f"orders span {span} days ({first_day} – {data_end}); churn snapshots with a {window_days}-day window "
+            f"need at least {need} days (3 windows + {min_history_days} days of history); "
+            "lower churn.window_days or churn.min_history_days"
+        )
+    return SnapshotPlan(train, validation, test, window_days, data_end)
+
+
+def _date_list(cutoffs: Sequence[dt.date]) -> str:
+    return ", ".join(f"(DATE '{d.isoformat()}')" for d in sorted(set(cutoffs)))
+
+
+def _optional_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("DESCRIBE order_candidates").fetchall()}
+
+
+def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = ()) -> str:
+    """SQL: purchases as known at the end of day ``cutoff + known_after_days``, per cutoff in
+    ``churn_cutoffs``. Columns: cutoff, customer_id, order_id, order_ts, n_lines, extras, gross,
+    returned (credits dated by then, ≥ 0) and net = gross − returned (> 0), money as DECIMAL.
+
+    Reads ingestion's ``order_candidates`` (line items summed per order, before netting) and
+    ``credit_matches`` (each credit and the purchase it refunds, with its own timestamp).
+    """
+    extra_select = "".join(f", p.{name}" for name in extras)
+    return f"""
+        WITH bounds AS (
+            SELECT cutoff, CAST(cutoff AS TIMESTAMP) + INTERVAL {known_after_days + 1} DAY AS known_end
+            FROM {CUTOFFS_TABLE}
+        ),
+        credits AS (
+            SELECT b.cutoff, c.customer_id, c.purchase_order_id AS order_id, sum(c.credit_amount) AS credit
+            FROM bounds b JOIN credit_matches c ON c.credit_ts < b.known_end
+            WHERE c.purchase_order_id IS NOT NULL
+            GROUP BY ALL
+        )
+        SELECT b.cutoff, p.customer_id, p.order_id, p.order_ts, p.n_lines {extra_select},
+               CAST(p.amount AS {MONEY}) AS gross,
+               CAST(-coalesce(r.credit, 0) AS {MONEY}) AS returned,
+               CAST(p.amount + coalesce(r.credit, 0) AS {MONEY}) AS net
+        FROM bounds b
+        JOIN order_candidates p ON p.order_ts < b.known_end
+        LEFT JOIN credits r ON r.cutoff = b.cutoff AND r.customer_id = p.customer_id AND r.order_id = p.order_id
+        WHERE p.amount > 0 AND p.amount + coalesce(r.credit, 0) > 0
+    """
+
+
+def _features_sql(extras: set[str]) -> str:
+    """SQL over the temp table ``pit`` (point-in-time orders): one row per (cutoff, customer)."""
+
+    def window(lower: int, upper: int) -> str:
+        return (
+            f"order_ts >= end_ts - INTERVAL {lower} DAY"
+            + (f" AND order_ts < end_ts - INTERVAL {upper} DAY" if upper else "")
+        )
+
+    order_counts = "".join(
+        f", count(*) FILTER (WHERE {window(lo, up)}) AS orders_{name}" for name, lo, up in WINDOWS
+    )
+    spends = "".join(
+        f", coalesce(sum(net) FILTER (WHERE {window(lo, up)}), 0) AS spend_{name}"
+        for name, lo, up in WINDOWS
+        if name in SPEND_WINDOWS
+    )
+    quantity = ", sum(quantity) AS quantity_sum" if "quantity" in extras else ""
+    quantity_feature = (
+        ", CAST(o.quantity_sum AS DOUBLE) / o.n_orders AS basket_quantity" if "quantity" in extras else ""
+    )
+    category_cte = (
+        """, breadth AS (
+            SELECT p.cutoff, p.customer_id, count(DISTINCT l.category) AS category_breadth
+            FROM pit p JOIN lines l ON l.customer_id = p.customer_id AND l.order_id = p.order_id
+            WHERE l.reason IS NULL OR l.reason = 'non_positive_order'
+            GROUP BY ALL
+        )"""
+        if "category" in extras
+        else ""
+    )
+    category_join = "LEFT JOIN breadth USING (cutoff, customer_id)" if "category" in extras else ""
+    category_feature = ", CAST(coalesce(breadth.category_breadth, 0) AS DOUBLE) AS category_breadth" if extras >= {
+        "category"
+    } else ""
+    categorical_ctes = ""
+    categorical_joins = ""
+    categorical_features = ""
+    for name in CATEGORICAL:
+        if name not in extras:
+            continue
+        # The customer's most frequent value at the cutoff; ties broken by the value itself.
+        categorical_ctes += f""", mode_{name} AS (
+            SELECT cutoff, customer_id, first({name} ORDER BY n DESC, {name}) AS {name}
+            FROM (SELECT cutoff, customer_id, {name}, count(*) AS n FROM pit WHERE {name} IS NOT NULL GROUP BY ALL)
+            GROUP BY ALL
+        )"""
+        categorical_joins += f" LEFT JOIN mode_{name} USING (cutoff, customer_id)"
+        categorical_features += f", mode_{name}.{name}"
+    months = ("o.orders_30d", "o.orders_30_60d", "o.orders_60_90d")
+    return f"""
+        WITH timed AS (
+            SELECT *, CAST(cutoff AS TIMESTAMP) + INTERVAL 1 DAY AS end_ts FROM pit
+        ),
+        days AS (
+            SELECT cutoff, customer_id, CAST(order_ts AS DATE) AS day, sum(net) AS amount
+            FROM pit GROUP BY cutoff, customer_id, day
+        ),
+        gaps AS (
+            SELECT cutoff, customer_id, day, amount,
+                   date_diff('day', lag(day) OVER (PARTITION BY cutoff, customer_id ORDER BY day), day) AS gap
+            FROM days
+        ),
+        rfm AS (
+            SELECT cutoff, customer_id,
+                   count(*) - 1 AS frequency,
+                   date_diff('day', min(day), max(day)) AS recency,
+                   date_diff('day', min(day), cutoff) AS T,
+                   date_diff('day', max(day), cutoff) AS days_since_last,
+                   CASE WHEN count(*) > 1
+                        THEN CAST(sum(amount) - arg_min(amount, day) AS DOUBLE) / (count(*) - 1)
+                        ELSE 0.0 END AS monetary_value,
+                   -- integer sums are exact, so the standard deviation is the same on every run
+                   sum(gap) AS gap_sum, sum(gap * gap) AS gap_sum_sq
+            FROM gaps GROUP BY cutoff, customer_id
+        ),
+        ord AS (
+            SELECT cutoff, customer_id, count(*) AS n_orders, sum(net) AS total_spend, sum(gross) AS gross,
+                   sum(returned) AS returned, sum(n_lines) AS n_lines {order_counts} {spends} {quantity}
+            FROM timed GROUP BY cutoff, customer_id
+        ) {category_cte} {categorical_ctes}
+        SELECT cutoff, customer_id,
+               CAST(r.frequency AS DOUBLE) AS frequency, CAST(r.recency AS DOUBLE) AS recency,
+               CAST(r.T AS DOUBLE) AS T, r.monetary_value,
+               CAST(r.days_since_last AS DOUBLE) AS days_since_last,
+               CAST(o.n_orders AS DOUBLE) AS n_orders,
+               CAST(o.total_spend AS DOUBLE) AS total_spend,
+               CAST(o.total_spend / o.n_orders AS DOUBLE) AS avg_order_value,
+               CASE WHEN r.frequency > 0 THEN r.gap_sum / r.frequency END AS gap_mean,
+               CASE WHEN r.frequency > 1
+                    THEN sqrt(greatest((r.gap_sum_sq - r.gap_sum * r.gap_sum / r.frequency) / (r.frequency - 1), 0))
+                    END AS gap_std,
+               CASE WHEN r.frequency > 0 THEN r.days_since_last * r.frequency / r.gap_sum END AS last_gap_ratio,
+               {", ".join(f"CAST(o.orders_{name} AS DOUBLE) AS orders_{name}" for name, _, _ in WINDOWS)},
+               {", ".join(f"CAST(o.spend_{name} AS DOUBLE) AS spend_{name}" for name in SPEND_WINDOWS)},
+               CAST(o.orders_90d - o.orders_90_180d AS DOUBLE) AS orders_trend_90d,
+               CAST(({months[0]} < {months[1]})::INT + ({months[1]} < {months[2]})::INT AS DOUBLE) AS months_declining,
+               CAST(o.n_lines AS DOUBLE) / o.n_orders AS basket_lines,
+               CAST(o.returned / o.gross AS DOUBLE) AS return_share
+               {quantity_feature} {category_feature} {categorical_features}
+        FROM rfm r JOIN ord o USING (cutoff, customer_id) {category_join} {categorical_joins}
+        ORDER BY cutoff, customer_id
+    """
+
+
+def _labels_sql(window_days: int) -> str:
+    """SQL: 1 per (cutoff, customer) with an order in (c, c + window] as known at its end."""
+    return f"""
+        SELECT DISTINCT cutoff, customer_id
+        FROM pit_outcome
+        WHERE order_ts >= CAST(cutoff AS TIMESTAMP) + INTERVAL 1 DAY
+          AND order_ts < CAST(cutoff AS TIMESTAMP) + INTERVAL {window_days + 1} DAY
+    """
+
+
+@dataclass
+class BtydDiagnostics:
+    """Per-cutoff BG/NBD and Gamma-Gamma fits behind the BTYD features."""
+
+    cutoff: dt.date
+    bgnbd_params: dict[str, float] = field(default_factory=dict)
+    gamma_gamma_params: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def add_btyd_features(
+    frame: pd.DataFrame, *, window_days: int, penalizer: float = 0.0
+) -> tuple[pd.DataFrame, list[BtydDiagnostics]]:
+    """BG/NBD P(alive), expected purchases and P(no purchase) over the window, and the
+    Gamma-Gamma expected order value, from models fitted *per cutoff* on that cutoff's daily RFM
+    (so no parameter sees a later order). Fits that fail leave NaN and a diagnostic."""
+    import pandas as pd
+
+    from clv_models.models import BetaGeoModel, GammaGammaModel
+
+    horizon = f"{window_days}D"
+    out = {name: np.full(len(frame), np.nan) for name in BTYD_FEATURES}
+    diagnostics = []
+    for cutoff, index in frame.groupby("cutoff", sort=True).indices.items():
+        part = frame.iloc[index][["frequency", "recency", "T", "monetary_value"]]
+        part.attrs["unit"] = "D"
+        diag = BtydDiagnostics(cutoff=pd.Timestamp(cutoff).date())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                bgnbd = BetaGeoModel(penalizer=penalizer).fit(part)
+                diag.bgnbd_params = dict(bgnbd.params_)
+                out["bgnbd_p_alive"][index] = bgnbd.probability_alive(part)
+                out["bgnbd_expected_purchases_w"][index] = bgnbd.expected_purchases(part, horizon=horizon)
+                out["bgnbd_p_no_purchase_w"][index] = bgnbd.probability_no_purchase(part, horizon=horizon)
+            except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
+                diag.warnings.append(f"BG/NBD not fitted: {exc}")
+            repeat = part[part["frequency"] > 0]
+            if len(repeat) >= 20:
+                try:
+                    gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(repeat)
+                    diag.gamma_gamma_params = dict(gamma_gamma.params_)
+                    out["gg_expected_order_value"][index] = gamma_gamma.expected_order_value(part)
+                except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
+                    diag.warnings.append(f"Gamma-Gamma not fitted: {exc}")
+            else:
+                diag.warnings.append(f"Gamma-Gamma not fitted: {len(repeat)} repeat buyers (< 20)")
+        diag.warnings.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+        diagnostics.append(diag)
+    result = frame.copy()
+    for name, values in out.items():
+        result[name] = values
+    return result, diagnostics
+
+
+def churn_snapshots(
+    ingested: IngestResult,
+    cutoffs: Sequence[dt.date],
+    *,
+    window_days: int = 90,
+    labels: bool = True,
+    btyd: bool = True,
+    btyd_penalizer: float = 0.0,
+) -> tuple[pd.DataFrame, list[BtydDiagnostics]]:
+    """Features (and labels) of every customer with a purchase on or before each cutoff.
+
+    One row per (cutoff, customer), sorted by cutoff then customer_id; ``cutoff`` is a date
+    column; categorical columns (country, channel, when mapped at ingestion) are strings.
+    ``labels=True`` adds ``churned`` (0/1) and requires every outcome window to lie within the
+    data (ingestion cutoff, else the last order date).
+    """
+    import pandas as pd
+
+    if not cutoffs:
+        raise ClvInputError("no churn cutoffs given")
+    con = ingested.con
+    data_end = ingested.report.as_of or ingested.report.last_order_ts.date()
+    if labels:
+        late = [d for d in cutoffs if d + dt.timedelta(days=window_days) > data_end]
+        if late:
+            raise ClvInputError(
+                f"cutoff {late[0]} + {window_days} days ends after the data ({data_end}); "
+                "labels would be incomplete: use an earlier cutoff or labels=False"
+            )
+    extras = _optional_columns(con) & {"quantity", "category", *CATEGORICAL}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT * FROM (VALUES {_date_list(cutoffs)}) t(cutoff)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pit AS {point_in_time_orders_sql(0, sorted(extras))}")
+    try:
+        frame = con.sql(_features_sql(extras)).to_arrow_table().to_pandas()
+        if labels:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE pit_outcome AS {point_in_time_orders_sql(window_days)}")
+            active = con.sql(_labels_sql(window_days)).to_arrow_table().to_pandas()
+            active["_active"] = True
+            frame = frame.merge(active, on=["cutoff", "customer_id"], how="left", validate="one_to_one")
+            frame[LABEL] = (~frame.pop("_active").fillna(False).astype(bool)).astype(np.int8)
+    finally:
+        con.execute("DROP TABLE IF EXISTS pit; DROP TABLE IF EXISTS pit_outcome")
+    frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
+    frame["customer_id"] = frame["customer_id"].astype("string")
+    frame.attrs["unit"] = "D"
+    diagnostics: list[BtydDiagnostics] = []
+    if btyd:
+        frame, diagnostics = add_btyd_features(frame, window_days=window_days, penalizer=btyd_penalizer)
+    return frame, diagnostics
+
+
+def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) model inputs present in a snapshot frame, in a fixed order."""
+    numeric = [c for c in (*BASE_FEATURES, *OPTIONAL_NUMERIC.values(), *BTYD_FEATURES) if c in frame.columns]
+    categorical = [c for c in CATEGORICAL if c in frame.columns]
+    return numeric, categorical
+
+
+@dataclass
+class ChurnDataset:
+    """Training, validation and test snapshots with labels, and how they were made."""
+
+    plan: SnapshotPlan
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    numeric_features: list[str]
+    categorical_features: list[str]
+    btyd_diagnostics: list[BtydDiagnostics]
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric_features, *self.categorical_features]
+
+
+def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> ChurnDataset:
+    """Plan the snapshots from the data's span and build all of them in one pass."""
+    first = ingested.con.execute("SELECT min(order_ts) FROM order_candidates WHERE amount > 0").fetchall()[0][0]
+    data_end = ingested.report.as_of or ingested.report.last_order_ts.date()
+    plan = plan_snapshots(
+        first.date(),
+        data_end,
+        window_days=settings.window_days,
+        train_cutoffs=settings.train_cutoffs,
+        cutoff_step_days=settings.cutoff_step_days,
+        min_history_days=settings.min_history_days,
+    )
+    frame, diagnostics = churn_snapshots(
+        ingested,
+        [*plan.train, plan.validation, plan.test],
+        window_days=settings.window_days,
+        btyd_penalizer=settings.btyd_penalizer,
+    )
+    numeric, categorical = feature_columns(frame)
+
+    def part(dates: Sequence[dt.date]) -> pd.DataFrame:
+        selected = frame[frame["cutoff"].isin(set(dates))].reset_index(drop=True)
+        selected.attrs["unit"] = "D"
+        return selected
+
+    return ChurnDataset(
+        plan=plan,
+        train=part(plan.train),
+        validation=part([plan.validation]),
+        test=part([plan.test]),
+        numeric_features=numeric,
+        categorical_features=categorical,
+        btyd_diagnostics=diagnostics,
+    )

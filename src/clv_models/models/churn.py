@@ -1,0 +1,355 @@
+"""Churn classifier: LightGBM tuned with Optuna, then calibrated on an out-of-time slice.
+
+``fit`` (scikit-learn contract: settings in ``__init__``, data in ``fit``, fitted state in
+``attr_`` attributes):
+
+1. Categorical columns are encoded with a vocabulary learned on the training rows (the
+   ``max_categories`` most frequent values, ties by value; anything else is "other"; missing stays
+   missing), so the same value always gets the same code.
+2. Folds are built once, with the seed, stratified by label and grouped by customer (a customer's
+   snapshots never sit on both sides of a fold).
+3. Optuna's TPE sampler (seeded) searches the LightGBM space in :meth:`ChurnClassifier.search_space`;
+   each trial trains one booster per fold with early stopping on that fold, reports the running
+   mean score after each fold, and the median pruner stops trials that trail. ``callbacks`` are
+   Optuna study callbacks: the tracking layer passes one that logs every trial as a nested MLflow
+   run (this module never imports mlflow).
+4. The final booster is trained on all training rows with the best parameters for the mean of the
+   best trial's early-stopping iterations.
+5. The raw probabilities are calibrated on ``(X_calibration, y_calibration)`` — an out-of-time
+   snapshot the booster never saw — with isotonic regression or Platt scaling.
+
+Class imbalance: ``class_balance="balanced"`` weights the classes equally in training (every
+fold and the final fit); calibration maps the resulting scores back to probabilities.
+
+Determinism: LightGBM runs with ``deterministic=True``, row-wise histograms and a fixed thread
+count, Optuna with a seeded sampler and no time budget by default, so the same data, settings
+and seed give the same probabilities bit for bit (tested). A ``timeout_seconds`` makes the number
+of trials, and therefore the model, depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from clv_models.errors import ClvInputError
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probability, 1e-12, 1 - 1e-12)
+    return np.log(clipped) - np.log1p(-clipped)
+
+
+class ChurnClassifier(ClassifierMixin, BaseEstimator):
+    """LightGBM binary classifier of churn, tuned with Optuna and calibrated.
+
+    ``predict_proba(X)[:, 1]`` is the calibrated probability that the customer churns over the
+    window the labels were made with.
+    """
+
+    def __init__(
+        self,
+        *,
+        categorical_features: Sequence[str] = (),
+        n_trials: int = 30,
+        timeout_seconds: float | None = None,
+        n_folds: int = 4,
+        seed: int = 42,
+        tuning_metric: str = "auc",
+        calibration: str = "isotonic",
+        class_balance: str = "balanced",
+        early_stopping_rounds: int = 50,
+        max_rounds: int = 2000,
+        threads: int = 2,
+        max_categories: int = 30,
+    ) -> None:
+        self.categorical_features = categorical_features
+        self.n_trials = n_trials
+        self.timeout_seconds = timeout_seconds
+        self.n_folds = n_folds
+        self.seed = seed
+        self.tuning_metric = tuning_metric
+        self.calibration = calibration
+        self.class_balance = class_balance
+        self.early_stopping_rounds = early_stopping_rounds
+        self.max_rounds = max_rounds
+        self.threads = threads
+        self.max_categories = max_categories
+
+    @classmethod
+    def from_settings(cls, settings: Any, categorical_features: Sequence[str] = ()) -> ChurnClassifier:
+        """From :class:`clv_models.config.ChurnSettings`."""
+        return cls(
+            categorical_features=tuple(categorical_features),
+            n_trials=settings.n_trials,
+            timeout_seconds=settings.timeout_seconds,
+            n_folds=settings.n_folds,
+            seed=settings.seed,
+            tuning_metric=settings.tuning_metric,
+            calibration=settings.calibration,
+            class_balance=settings.class_balance,
+            early_stopping_rounds=settings.early_stopping_rounds,
+            max_rounds=settings.max_rounds,
+            threads=settings.threads,
+            max_categories=settings.max_categories,
+        )
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def _learn_vocabulary(self, X: pd.DataFrame) -> dict[str, list[str]]:
+        vocabulary = {}
+        for column in self.categorical_features:
+            counts = X[column].dropna().astype(str).value_counts()
+            ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            vocabulary[column] = [value for value, _ in ordered[: self.max_categories]]
+        return vocabulary
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """Float64 matrix in ``feature_names_`` order; categories as codes, 'other' last."""
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise ClvInputError(f"churn features lack column(s) {', '.join(missing)}")
+        columns = []
+        for name in self.feature_names_:
+            if name in self.vocabulary_:
+                vocabulary = self.vocabulary_[name]
+                values = X[name]
+                absent = values.isna().to_numpy()
+                codes = pd.Categorical(values.astype("string"), categories=vocabulary).codes.astype(float)
+                codes[(codes < 0) & ~absent] = len(vocabulary)  # unseen or rare value: "other"
+                codes[absent] = np.nan
+                columns.append(codes)
+            else:
+                values = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                if np.isinf(values).any():
+                    values = np.where(np.isinf(values), np.nan, values)
+                columns.append(values)
+        return np.column_stack(columns) if columns else np.empty((len(X), 0))
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def _base_params(self) -> dict[str, Any]:
+        return {
+            "objective": "binary",
+            "verbosity": -1,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.threads,
+            "feature_pre_filter": False,
+            "bagging_freq": 1,
+        }
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """LightGBM parameters Optuna searches (log scales where the effect is multiplicative)."""
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
+            "max_depth": trial.suggest_int("max_depth", 3, 12),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 300, log=True),
+            "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+            "lambda_l1": trial.suggest_float("lambda_l1", 1e-8, 10.0, log=True),
+            "lambda_l2": trial.suggest_float("lambda_l2", 1e-8, 10.0, log=True),
+        }
+
+    def _weights(self, y: np.ndarray) -> np.ndarray:
+        if self.class_balance == "none":
+            return np.ones(len(y))
+        positives = y.sum()
+        negatives = len(y) - positives
+        return np.where(y == 1, len(y) / (2 * positives), len(y) / (2 * negatives))
+
+    def _folds(self, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+        if groups is None:
+            splitter: Any = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.seed)
+            return list(splitter.split(np.zeros(len(y)), y))
+        splitter = StratifiedGroupKFold(self.n_folds, shuffle=True, random_state=self.seed)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
+
+    def _score(self, y: np.ndarray, probability: np.ndarray) -> float:
+        from sklearn.metrics import log_loss, roc_auc_score
+
+        if self.tuning_metric == "auc":
+            return float(roc_auc_score(y, probability))
+        return float(log_loss(y, np.clip(probability, 1e-15, 1 - 1e-15), labels=[0, 1]))
+
+    def _check_inputs(self, X: pd.DataFrame, y: Any, what: str) -> np.ndarray:
+        if not isinstance(X, pd.DataFrame):
+            raise ClvInputError(f"{what}: features must be a DataFrame with named columns")
+        labels = np.asarray(y)
+        if len(labels) != len(X):
+            raise ClvInputError(f"{what}: {len(X):,} feature rows but {len(labels):,} labels")
+        if not np.isin(labels, (0, 1)).all():
+            raise ClvInputError(f"{what}: labels must be 0 (stays) or 1 (churns)")
+        labels = labels.astype(np.int8)
+        if labels.min() == labels.max():
+            raise ClvInputError(
+                f"{what}: all {len(labels):,} labels are {int(labels[0])}; churn needs both outcomes"
+            )
+        return labels
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        *,
+        groups: Any = None,
+        X_calibration: pd.DataFrame,
+        y_calibration: Any,
+        callbacks: Sequence[Callable[[Any, Any], None]] = (),
+    ) -> ChurnClassifier:
+        """Tune, train and calibrate; see the module docstring. Returns self."""
+        import lightgbm as lgb
+        import optuna
+
+        if self.tuning_metric not in ("auc", "log_loss"):
+            raise ClvInputError(f"tuning_metric must be 'auc' or 'log_loss', got {self.tuning_metric!r}")
+        if self.calibration not in ("isotonic", "sigmoid"):
+            raise ClvInputError(f"calibration must be 'isotonic' or 'sigmoid', got {self.calibration!r}")
+        if self.class_balance not in ("balanced", "none"):
+            raise ClvInputError(f"class_balance must be 'balanced' or 'none', got {self.class_balance!r}")
+        labels = self._check_inputs(X, y, "training set")
+        calibration_labels = self._check_inputs(X_calibration, y_calibration, "calibration set")
+        unknown = [c for c in self.categorical_features if c not in X.columns]
+        if unknown:
+            raise ClvInputError(f"categorical feature(s) {', '.join(unknown)} are not columns of X")
+
+        self.feature_names_ = [str(c) for c in X.columns]
+        self.vocabulary_ = self._learn_vocabulary(X)
+        matrix = self._matrix(X)
+        weights = self._weights(labels)
+        categorical_index = [self.feature_names_.index(c) for c in self.categorical_features]
+        folds = self._folds(labels, None if groups is None else np.asarray(groups))
+        direction = "maximize" if self.tuning_metric == "auc" else "minimize"
+        metric = "auc" if self.tuning_metric == "auc" else "binary_logloss"
+
+        def train_fold(params: dict[str, Any], train_index: np.ndarray, valid_index: np.ndarray) -> tuple[Any, int]:
+            train_set = lgb.Dataset(
+                matrix[train_index], labels[train_index], weight=weights[train_index],
+                categorical_feature=categorical_index, free_raw_data=True,
+            )
+            # Early stopping watches the unweighted validation fold: the metric we report.
+            valid_set = lgb.Dataset(
+                matrix[valid_index], labels[valid_index], categorical_feature=categorical_index, reference=train_set
+            )
+            booster = lgb.train(
+                {**params, "metric": metric},
+                train_set,
+                num_boost_round=self.max_rounds,
+                valid_sets=[valid_set],
+                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+            )
+            return booster, booster.best_iteration or self.max_rounds
+
+        def objective(trial: Any) -> float:
+            params = {**self._base_params(), **self.search_space(trial)}
+            scores, iterations = [], []
+            for step, (train_index, valid_index) in enumerate(folds):
+                booster, best = train_fold(params, train_index, valid_index)
+                probability = booster.predict(matrix[valid_index], num_iteration=best)
+                scores.append(self._score(labels[valid_index], probability))
+                iterations.append(best)
+                trial.report(float(np.mean(scores)), step)
+                if trial.should_prune():
+                    trial.set_user_attr("best_iterations", iterations)
+                    raise optuna.TrialPruned()
+            trial.set_user_attr("best_iterations", iterations)
+            trial.set_user_attr("fold_scores", scores)
+            return float(np.mean(scores))
+
+        study = optuna.create_study(
+            direction=direction,
+            sampler=optuna.samplers.TPESampler(seed=self.seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        )
+        study.optimize(objective, n_trials=self.n_trials, timeout=self.timeout_seconds, callbacks=list(callbacks))
+        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not completed:
+            raise ClvInputError("no Optuna trial completed; raise churn.n_trials or churn.timeout_seconds")
+        best = study.best_trial
+        self.best_params_ = dict(best.params)
+        self.best_score_ = float(best.value)
+        self.best_iteration_ = max(1, int(round(float(np.mean(best.user_attrs["best_iterations"])))))
+        self.trials_ = pd.DataFrame(
+            [
+                {
+                    "number": t.number,
+                    "state": t.state.name,
+                    "value": t.value,
+                    **{f"param_{k}": v for k, v in t.params.items()},
+                }
+                for t in study.trials
+            ]
+        )
+        final_params = {**self._base_params(), **self.best_params_}
+        self.booster_ = lgb.train(
+            final_params,
+            lgb.Dataset(matrix, labels, weight=weights, categorical_feature=categorical_index),
+            num_boost_round=self.best_iteration_,
+        )
+        self._fit_calibrator(self.predict_raw(X_calibration), calibration_labels)
+        self.classes_ = np.array([0, 1])
+        self.n_train_ = len(labels)
+        self.train_positive_rate_ = float(labels.mean())
+        return self
+
+    def _fit_calibrator(self, raw: np.ndarray, labels: np.ndarray) -> None:
+        if self.calibration == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            calibrator: Any = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+            calibrator.fit(raw, labels)
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            calibrator = LogisticRegression(C=1e6, solver="lbfgs", max_iter=1000)
+            calibrator.fit(_logit(raw).reshape(-1, 1), labels)
+        self.calibrator_ = calibrator
+        self.n_calibration_ = len(labels)
+
+    # -- predictions -----------------------------------------------------------------------
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """The booster's probability before calibration (class-balanced scale when
+        ``class_balance='balanced'``: a ranking score, not a probability)."""
+        check_is_fitted(self, "booster_")
+        return self.booster_.predict(self._matrix(X))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated [P(stays), P(churns)] per row, shape (n, 2)."""
+        check_is_fitted(self, "calibrator_")
+        raw = self.predict_raw(X)
+        if self.calibration == "isotonic":
+            churn = self.calibrator_.predict(raw)
+        else:
+            churn = self.calibrator_.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
+        churn = np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)
+        return np.column_stack([1.0 - churn, churn])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 where the calibrated churn probability is ≥ 0.5."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int8)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-row feature contributions (TreeSHAP, LightGBM's ``pred_contrib``) to the raw
+        log-odds of the uncalibrated booster; the ``bias`` column is the expected log-odds, and
+        each row sums to the row's raw log-odds."""
+        check_is_fitted(self, "booster_")
+        values = self.booster_.predict(self._matrix(X), pred_contrib=True)
+        return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=X.index)
+
+    def feature_importance(self, kind: str = "gain") -> pd.Series:
+        """Total gain (or split count with ``kind='split'``) per feature, largest first."""
+        check_is_fitted(self, "booster_")
+        values = self.booster_.feature_importance(importance_type=kind)
+        series = pd.Series(values, index=self.feature_names_, name=f"importance_{kind}", dtype=float)
+        return series.sort_values(ascending=False, kind="stable")
+
