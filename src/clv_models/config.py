@@ -181,6 +181,10 @@ class ChurnSettings(_Frozen):
     threads: int = Field(2, ge=1, description="LightGBM threads (fixed, so results do not depend on the machine).")
     btyd_penalizer: float = Field(0.0, ge=0.0, description="L2 penalizer of the per-snapshot BG/NBD and Gamma-Gamma fits.")
     max_categories: int = Field(30, ge=1, description="Most frequent values kept per categorical feature; the rest 'other'.")
+    boost_from: Literal["bgnbd_p_no_purchase_w"] | None = Field(
+        "bgnbd_p_no_purchase_w",
+        description="Start boosting from this BTYD probability's log-odds (the trees learn corrections); unset = from 0.",
+    )
 
 
 class Settings(_Frozen):

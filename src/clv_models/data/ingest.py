@@ -344,7 +344,7 @@ def _build_lines_and_orders(
     con.execute(
         f"""
         CREATE TEMP TABLE order_candidates AS
-        SELECT customer_id, order_id, min(order_ts) AS order_ts,
+        SELECT customer_id, order_id, min(order_ts) AS order_ts, max(order_ts) AS last_line_ts,
                sum(CAST(amount AS {MONEY})) AS amount, count(*) AS n_lines {extra_aggs}
         FROM lines WHERE reason IS NULL
         GROUP BY customer_id, order_id

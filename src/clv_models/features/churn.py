@@ -147,14 +147,38 @@ def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = 
     ``churn_cutoffs``. Columns: cutoff, customer_id, order_id, order_ts, n_lines, extras, gross,
     returned (credits dated by then, ≥ 0) and net = gross − returned (> 0), money as DECIMAL.
 
-    Reads ingestion's ``order_candidates`` (line items summed per order, before netting) and
-    ``credit_matches`` (each credit and the purchase it refunds, with its own timestamp).
+    Reads ingestion's ``order_candidates`` (line items summed per order, before netting),
+    ``credit_matches`` (each credit and the purchase it refunds, with its own timestamp) and, for
+    the rare order whose lines straddle the cutoff, its ``lines`` up to the cutoff — so an order
+    is exactly what an ingestion with ``as_of`` = the cutoff would have built.
     """
-    extra_select = "".join(f", p.{name}" for name in extras)
+    full_extras = "".join(f", p.{name}" for name in extras)
+    line_extras = "".join(
+        f", sum(l.{name}) AS {name}" if name == "quantity" else f", min(l.{name}) AS {name}" for name in extras
+    )
+    columns = "cutoff, customer_id, order_id, order_ts, n_lines" + "".join(f", {name}" for name in extras)
     return f"""
         WITH bounds AS (
             SELECT cutoff, CAST(cutoff AS TIMESTAMP) + INTERVAL {known_after_days + 1} DAY AS known_end
             FROM {CUTOFFS_TABLE}
+        ),
+        complete AS (
+            SELECT b.cutoff, p.customer_id, p.order_id, p.order_ts, p.n_lines {full_extras}, p.amount AS gross
+            FROM bounds b JOIN order_candidates p ON p.last_line_ts < b.known_end
+        ),
+        straddling AS (
+            SELECT b.cutoff, l.customer_id, l.order_id, min(l.order_ts) AS order_ts, count(*) AS n_lines
+                   {line_extras}, sum(CAST(l.amount AS {MONEY})) AS gross
+            FROM bounds b
+            JOIN order_candidates p ON p.order_ts < b.known_end AND p.last_line_ts >= b.known_end
+            JOIN lines l ON l.customer_id = p.customer_id AND l.order_id = p.order_id AND l.order_ts < b.known_end
+            WHERE l.reason IS NULL OR l.reason IN ('non_positive_order', 'return_without_purchase')
+            GROUP BY b.cutoff, l.customer_id, l.order_id
+        ),
+        candidates AS (
+            SELECT {columns}, gross FROM complete
+            UNION ALL
+            SELECT {columns}, gross FROM straddling
         ),
         credits AS (
             SELECT b.cutoff, c.customer_id, c.purchase_order_id AS order_id, sum(c.credit_amount) AS credit
@@ -162,14 +186,13 @@ def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = 
             WHERE c.purchase_order_id IS NOT NULL
             GROUP BY ALL
         )
-        SELECT b.cutoff, p.customer_id, p.order_id, p.order_ts, p.n_lines {extra_select},
-               CAST(p.amount AS {MONEY}) AS gross,
+        SELECT p.cutoff, p.customer_id, p.order_id, p.order_ts, p.n_lines {full_extras},
+               CAST(p.gross AS {MONEY}) AS gross,
                CAST(-coalesce(r.credit, 0) AS {MONEY}) AS returned,
-               CAST(p.amount + coalesce(r.credit, 0) AS {MONEY}) AS net
-        FROM bounds b
-        JOIN order_candidates p ON p.order_ts < b.known_end
-        LEFT JOIN credits r ON r.cutoff = b.cutoff AND r.customer_id = p.customer_id AND r.order_id = p.order_id
-        WHERE p.amount > 0 AND p.amount + coalesce(r.credit, 0) > 0
+               CAST(p.gross + coalesce(r.credit, 0) AS {MONEY}) AS net
+        FROM candidates p
+        LEFT JOIN credits r ON r.cutoff = p.cutoff AND r.customer_id = p.customer_id AND r.order_id = p.order_id
+        WHERE p.gross > 0 AND p.gross + coalesce(r.credit, 0) > 0
     """
 
 
@@ -198,6 +221,7 @@ def _features_sql(extras: set[str]) -> str:
         """, breadth AS (
             SELECT p.cutoff, p.customer_id, count(DISTINCT l.category) AS category_breadth
             FROM pit p JOIN lines l ON l.customer_id = p.customer_id AND l.order_id = p.order_id
+                 AND l.order_ts < CAST(p.cutoff AS TIMESTAMP) + INTERVAL 1 DAY
             WHERE l.reason IS NULL OR l.reason = 'non_positive_order'
             GROUP BY ALL
         )"""

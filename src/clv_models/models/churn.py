@@ -66,6 +66,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         max_rounds: int = 2000,
         threads: int = 2,
         max_categories: int = 30,
+        boost_from: str | None = None,
     ) -> None:
         self.categorical_features = categorical_features
         self.n_trials = n_trials
@@ -79,6 +80,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.max_rounds = max_rounds
         self.threads = threads
         self.max_categories = max_categories
+        self.boost_from = boost_from
 
     @classmethod
     def from_settings(cls, settings: Any, categorical_features: Sequence[str] = ()) -> ChurnClassifier:
@@ -96,6 +98,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             max_rounds=settings.max_rounds,
             threads=settings.threads,
             max_categories=settings.max_categories,
+            boost_from=settings.boost_from,
         )
 
     # -- encoding --------------------------------------------------------------------------
@@ -117,9 +120,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         for name in self.feature_names_:
             if name in self.vocabulary_:
                 vocabulary = self.vocabulary_[name]
-                values = X[name]
+                values = X[name].astype("string")
                 absent = values.isna().to_numpy()
-                codes = pd.Categorical(values.astype("string"), categories=vocabulary).codes.astype(float)
+                known = values.where(values.isin(vocabulary))
+                codes = pd.Categorical(known, categories=vocabulary).codes.astype(float)
                 codes[(codes < 0) & ~absent] = len(vocabulary)  # unseen or rare value: "other"
                 codes[absent] = np.nan
                 columns.append(codes)
@@ -129,6 +133,17 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
                     values = np.where(np.isinf(values), np.nan, values)
                 columns.append(values)
         return np.column_stack(columns) if columns else np.empty((len(X), 0))
+
+    def _prior(self, X: pd.DataFrame) -> np.ndarray | None:
+        """Log-odds of the ``boost_from`` probability column (the boosting starts there), or None."""
+        if self.boost_from is None:
+            return None
+        if self.boost_from not in X.columns:
+            raise ClvInputError(f"boost_from column {self.boost_from!r} is not among the features")
+        probability = X[self.boost_from].to_numpy(dtype=float)
+        if not np.isfinite(probability).all():
+            raise ClvInputError(f"boost_from column {self.boost_from!r} has missing or non-finite values")
+        return _logit(probability)
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -225,6 +240,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.feature_names_ = [str(c) for c in X.columns]
         self.vocabulary_ = self._learn_vocabulary(X)
         matrix = self._matrix(X)
+        prior = self._prior(X)
         weights = self._weights(labels)
         categorical_index = [self.feature_names_.index(c) for c in self.categorical_features]
         folds = self._folds(labels, None if groups is None else np.asarray(groups))
@@ -234,11 +250,13 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         def train_fold(params: dict[str, Any], train_index: np.ndarray, valid_index: np.ndarray) -> tuple[Any, int]:
             train_set = lgb.Dataset(
                 matrix[train_index], labels[train_index], weight=weights[train_index],
+                init_score=None if prior is None else prior[train_index],
                 categorical_feature=categorical_index, free_raw_data=True,
             )
             # Early stopping watches the unweighted validation fold: the metric we report.
             valid_set = lgb.Dataset(
-                matrix[valid_index], labels[valid_index], categorical_feature=categorical_index, reference=train_set
+                matrix[valid_index], labels[valid_index], categorical_feature=categorical_index, reference=train_set,
+                init_score=None if prior is None else prior[valid_index],
             )
             booster = lgb.train(
                 {**params, "metric": metric},
@@ -254,7 +272,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             scores, iterations = [], []
             for step, (train_index, valid_index) in enumerate(folds):
                 booster, best = train_fold(params, train_index, valid_index)
-                probability = booster.predict(matrix[valid_index], num_iteration=best)
+                probability = self._probability(booster, matrix[valid_index], prior, valid_index, best)
                 scores.append(self._score(labels[valid_index], probability))
                 iterations.append(best)
                 trial.report(float(np.mean(scores)), step)
@@ -292,7 +310,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         final_params = {**self._base_params(), **self.best_params_}
         self.booster_ = lgb.train(
             final_params,
-            lgb.Dataset(matrix, labels, weight=weights, categorical_feature=categorical_index),
+            lgb.Dataset(matrix, labels, weight=weights, init_score=prior, categorical_feature=categorical_index),
             num_boost_round=self.best_iteration_,
         )
         self._fit_calibrator(self.predict_raw(X_calibration), calibration_labels)
@@ -300,6 +318,16 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.n_train_ = len(labels)
         self.train_positive_rate_ = float(labels.mean())
         return self
+
+    @staticmethod
+    def _probability(
+        booster: Any, matrix: np.ndarray, prior: np.ndarray | None, rows: Any = slice(None), iterations: int | None = None
+    ) -> np.ndarray:
+        from scipy.special import expit
+
+        # A booster trained with an init score predicts only its own part of the log-odds.
+        raw = booster.predict(matrix, num_iteration=iterations, raw_score=True)
+        return expit(raw if prior is None else raw + prior[rows])
 
     def _fit_calibrator(self, raw: np.ndarray, labels: np.ndarray) -> None:
         if self.calibration == "isotonic":
@@ -321,7 +349,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         """The booster's probability before calibration (class-balanced scale when
         ``class_balance='balanced'``: a ranking score, not a probability)."""
         check_is_fitted(self, "booster_")
-        return self.booster_.predict(self._matrix(X))
+        return self._probability(self.booster_, self._matrix(X), self._prior(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated [P(stays), P(churns)] per row, shape (n, 2)."""
@@ -340,11 +368,16 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-row feature contributions (TreeSHAP, LightGBM's ``pred_contrib``) to the raw
-        log-odds of the uncalibrated booster; the ``bias`` column is the expected log-odds, and
-        each row sums to the row's raw log-odds."""
+        log-odds of the uncalibrated booster; the ``bias`` column is the trees' expected log-odds
+        and, with ``boost_from``, the column ``prior`` is the log-odds the boosting started from.
+        Each row sums to the row's raw log-odds."""
         check_is_fitted(self, "booster_")
         values = self.booster_.predict(self._matrix(X), pred_contrib=True)
-        return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=X.index)
+        frame = pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=X.index)
+        prior = self._prior(X)
+        if prior is not None:
+            frame["prior"] = prior
+        return frame
 
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """Total gain (or split count with ``kind='split'``) per feature, largest first."""

@@ -1,0 +1,1 @@
+"""Orchestrators: the only modules that run several steps (features → models → evaluation → tracking)."""
