@@ -64,7 +64,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         class_balance: str = "balanced",
         early_stopping_rounds: int = 50,
         max_rounds: int = 2000,
-        threads: int = 2,
+        threads: int = 1,
         max_categories: int = 30,
         boost_from: str | None = None,
     ) -> None:

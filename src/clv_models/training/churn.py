@@ -211,9 +211,9 @@ def churn_figures(result: ChurnTrainResult) -> dict[str, Any]:
     for column in result.dataset.categorical_features:
         # Colour a category by its code (the order of its training frequency).
         features[column] = result.model._matrix(features)[:, result.model.feature_names_.index(column)]
-    figures["contributions_summary"] = plot_contributions_summary(
-        result.contributions, features, ax=axes(7.5, 6.4)
-    ).figure
+    # The BG/NBD prior the boosting starts from is not a feature: leave it out of the summary.
+    contributions = result.contributions.drop(columns="prior", errors="ignore")
+    figures["contributions_summary"] = plot_contributions_summary(contributions, features, ax=axes(7.5, 6.4)).figure
     return figures
 
 
