@@ -171,7 +171,7 @@ class ChurnSettings(_Frozen):
     seed: int = Field(42, description="Seed for folds, the TPE sampler and LightGBM.")
     tuning_metric: Literal["auc", "log_loss"] = "auc"
     calibration: Literal["isotonic", "sigmoid"] = Field(
-        "isotonic", description="Fitted on the out-of-time validation snapshot."
+        "sigmoid", description="Platt scaling (keeps the ranking) or isotonic; fitted on the validation snapshot."
     )
     class_balance: Literal["balanced", "none"] = Field(
         "balanced", description="'balanced' weights classes equally in training; calibration restores probabilities."

@@ -126,6 +126,7 @@ def train_churn(
         "recency_rule": _recency_rule(dataset.validation, test),
     }
     comparison = compare_scores(scores, outcome)
+    comparison["n"] = comparison["n"].astype(np.int64)
     raw = model.predict_raw(test[features])
     raw_ece = expected_calibration_error(raw, outcome)
     result = ChurnTrainResult(
