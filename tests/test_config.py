@@ -48,3 +48,15 @@ def test_valuation_settings_are_checked() -> None:
         load_settings(None, ["valuation.horizon=12"])
     with pytest.raises(ClvInputError, match="config error at 'valuation.margin'"):
         load_settings(None, ["valuation.margin=0"])
+
+
+def test_churn_settings_are_checked() -> None:
+    settings = load_settings(None, ["churn.window_days=60", "churn.calibration=isotonic", "churn.boost_from=none"])
+    assert settings.churn.window_days == 60 and settings.churn.calibration == "isotonic"
+    assert settings.churn.boost_from == "none"
+    with pytest.raises(ClvInputError, match="config error at 'churn.calibration'"):
+        load_settings(None, ["churn.calibration=platt"])
+    with pytest.raises(ClvInputError, match="config error at 'churn.window_days'"):
+        load_settings(None, ["churn.window_days=0"])
+    with pytest.raises(ClvInputError, match="config error at 'churn.n_foldz'"):
+        load_settings(None, ["churn.n_foldz=3"])

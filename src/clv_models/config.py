@@ -169,12 +169,16 @@ class ChurnSettings(_Frozen):
     )
     n_folds: int = Field(4, ge=2, description="Cross-validation folds over training snapshots, grouped by customer.")
     seed: int = Field(42, description="Seed for folds, the TPE sampler and LightGBM.")
-    tuning_metric: Literal["auc", "log_loss"] = "auc"
+    tuning_metric: Literal["auc", "log_loss"] = Field(
+        "log_loss", description="Cross-validated score Optuna optimises (log loss rewards calibrated probabilities)."
+    )
     calibration: Literal["isotonic", "sigmoid"] = Field(
         "sigmoid", description="Platt scaling (keeps the ranking) or isotonic; fitted on the validation snapshot."
     )
     class_balance: Literal["balanced", "none"] = Field(
-        "balanced", description="'balanced' weights classes equally in training; calibration restores probabilities."
+        "none",
+        description="'balanced' weights classes equally in training (for rare churn; tune on auc then); "
+        "calibration restores probabilities.",
     )
     early_stopping_rounds: int = Field(50, ge=1)
     max_rounds: int = Field(1000, ge=10)
@@ -183,9 +187,9 @@ class ChurnSettings(_Frozen):
     )
     btyd_penalizer: float = Field(0.0, ge=0.0, description="L2 penalizer of the per-snapshot BG/NBD and Gamma-Gamma fits.")
     max_categories: int = Field(30, ge=1, description="Most frequent values kept per categorical feature; the rest 'other'.")
-    boost_from: Literal["bgnbd_p_no_purchase_w"] | None = Field(
+    boost_from: Literal["bgnbd_p_no_purchase_w", "none"] = Field(
         "bgnbd_p_no_purchase_w",
-        description="Start boosting from this BTYD probability's log-odds (the trees learn corrections); unset = from 0.",
+        description="Start boosting from this BTYD probability's log-odds (the trees learn corrections); 'none' = from 0.",
     )
 
 

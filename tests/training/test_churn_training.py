@@ -65,7 +65,8 @@ def test_every_trial_is_a_nested_mlflow_run(tracked: dict) -> None:
     assert {r.info.run_name for r in children} == {f"trial-{i:04d}" for i in range(N_TRIALS)}
     completed = [r for r in children if r.data.tags["trial_state"] == "COMPLETE"]
     assert completed and all("learning_rate" in r.data.params for r in completed)
-    best = max(r.data.metrics["trial_value"] for r in completed)
+    values = [r.data.metrics["trial_value"] for r in completed]
+    best = max(values) if tracked["result"].model.tuning_metric == "auc" else min(values)
     parent = tracker.client.get_run(tracked["run_id"])
     assert parent.data.metrics["churn_cv_score"] == pytest.approx(best)
 

@@ -59,9 +59,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         timeout_seconds: float | None = None,
         n_folds: int = 4,
         seed: int = 42,
-        tuning_metric: str = "auc",
-        calibration: str = "isotonic",
-        class_balance: str = "balanced",
+        tuning_metric: str = "log_loss",
+        calibration: str = "sigmoid",
+        class_balance: str = "none",
         early_stopping_rounds: int = 50,
         max_rounds: int = 2000,
         threads: int = 1,
@@ -98,7 +98,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             max_rounds=settings.max_rounds,
             threads=settings.threads,
             max_categories=settings.max_categories,
-            boost_from=settings.boost_from,
+            boost_from=None if settings.boost_from == "none" else settings.boost_from,
         )
 
     # -- encoding --------------------------------------------------------------------------
