@@ -23,7 +23,7 @@ import pandas as pd
 
 from clv_models.config import ChurnSettings, ColumnMap
 from clv_models.data.ingest import ingest
-from clv_models.training.churn import summarise_comparison, train_churn, write_churn_report
+from clv_models.training.churn import comparison_markdown, summarise_comparison, train_churn, write_churn_report
 
 ONLINE_RETAIL_COLUMNS = (
     "customer_id=CustomerID,order_id=InvoiceNo,order_ts=InvoiceDate,quantity=Quantity,unit_price=UnitPrice,"
@@ -71,7 +71,7 @@ def main() -> int:
         print(f"\n## {name}: {elapsed:.0f} s; train cutoffs {[d.isoformat() for d in plan.train]} "
               f"({len(result.dataset.train):,} rows), validation {plan.validation}, test {plan.test} "
               f"({len(result.dataset.test):,} customers); report {written['report']}")
-        print(result.comparison.to_markdown(floatfmt=".4f"))
+        print(comparison_markdown(result.comparison))
         print(f"raw ECE {result.raw_ece:.4f}; beats best BTYD baseline: {result.beats_btyd}")
         results[name] = result
     print("\n" + summarise_comparison(results).to_markdown(floatfmt=".4f"))

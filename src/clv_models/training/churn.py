@@ -245,6 +245,14 @@ def _table(frame: pd.DataFrame, floatfmt: str = ".4f") -> str:
     return frame.to_markdown(floatfmt=floatfmt)
 
 
+def comparison_markdown(comparison: pd.DataFrame) -> str:
+    """The comparison table as Markdown, counts as integers."""
+    shown = comparison.copy()
+    if "n" in shown.columns:
+        shown["n"] = shown["n"].map(lambda value: f"{int(value):,}")
+    return _table(shown)
+
+
 def churn_markdown(result: ChurnTrainResult) -> str:
     plan = result.dataset.plan
     dataset = result.dataset
@@ -260,7 +268,7 @@ def churn_markdown(result: ChurnTrainResult) -> str:
         "",
         "## Test snapshot: model vs baselines",
         "",
-        _table(result.comparison),
+        comparison_markdown(result.comparison),
         "",
         f"Model beats the best BTYD baseline on AUC: **{'yes' if beats['auc'] else 'no'}**; "
         f"on Brier: **{'yes' if beats['brier'] else 'no'}**. ECE before calibration {result.raw_ece:.4f}, "
@@ -300,6 +308,7 @@ __all__ = [
     "ChurnTrainResult",
     "churn_figures",
     "churn_markdown",
+    "comparison_markdown",
     "summarise_comparison",
     "train_churn",
     "write_churn_report",
