@@ -93,6 +93,7 @@ def test_report_files(tracked: dict, tmp_path: Path) -> None:
     written = write_churn_report(tracked["result"], tmp_path / "report")
     text = written["report"].read_text(encoding="utf-8")
     assert "| model" in text and "bgnbd_p_no_purchase" in text
+    assert "refitted per cutoff" in text and str(tracked["result"].dataset.plan.test) in text
     for key in ("reliability", "lift", "feature_importance", "contributions_summary"):
         assert written[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "report").glob("*.tmp*"))

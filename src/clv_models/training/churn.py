@@ -286,11 +286,26 @@ def churn_markdown(result: ChurnTrainResult) -> str:
         "",
         _table(model.feature_importance().head(15).to_frame(), ".1f"),
         "",
+        "## BG/NBD and Gamma-Gamma behind the BTYD features (refitted per cutoff)",
+        "",
+        _btyd_table(dataset),
+        "",
         "Figures: `churn_reliability.png`, `churn_lift.png`, `churn_feature_importance.png`, "
         "`churn_contributions_summary.png`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _btyd_table(dataset: ChurnDataset) -> str:
+    rows = []
+    for diag in dataset.btyd_diagnostics:
+        row: dict[str, Any] = {"cutoff": diag.cutoff.isoformat()}
+        row.update({name: f"{value:.4g}" for name, value in diag.bgnbd_params.items()})
+        row.update({name: f"{value:.4g}" for name, value in diag.gamma_gamma_params.items()})
+        row["warnings"] = "; ".join(w.split(";")[0] for w in diag.warnings) or "–"
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False) if rows else "(no BTYD features)"
 
 
 def summarise_comparison(results: Mapping[str, ChurnTrainResult]) -> pd.DataFrame:
