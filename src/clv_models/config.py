@@ -187,6 +187,9 @@ class ChurnSettings(_Frozen):
     )
     btyd_penalizer: float = Field(0.0, ge=0.0, description="L2 penalizer of the per-snapshot BG/NBD and Gamma-Gamma fits.")
     max_categories: int = Field(30, ge=1, description="Most frequent values kept per categorical feature; the rest 'other'.")
+    tuning_rows: int | None = Field(
+        200_000, ge=1000, description="Optuna trials use whole customers sampled up to this many rows; the final fit uses all."
+    )
     boost_from: Literal["bgnbd_p_no_purchase_w", "none"] = Field(
         "bgnbd_p_no_purchase_w",
         description="Start boosting from this BTYD probability's log-odds (the trees learn corrections); 'none' = from 0.",

@@ -170,3 +170,20 @@ def test_bad_training_input_is_a_clear_error(simulated: dict, change: object, me
 def test_missing_feature_at_prediction_is_a_clear_error(balanced_model: ChurnClassifier, simulated: dict) -> None:
     with pytest.raises(ClvInputError, match="lack column"):
         balanced_model.predict_proba(simulated["test"][0].drop(columns=["orders_90d"]))
+
+
+def test_tuning_sample_takes_whole_customers(simulated: dict) -> None:
+    model = ChurnClassifier(tuning_rows=1000, seed=3)
+    groups = np.repeat(np.arange(600), 5)  # 600 customers × 5 snapshots
+    index = model._tuning_sample(len(groups), groups)
+    assert len(index) == 1000 and np.all(np.diff(index) > 0)
+    chosen = np.unique(groups[index])
+    assert len(chosen) == 200 and np.array_equal(np.sort(index), np.flatnonzero(np.isin(groups, chosen)))
+    assert np.array_equal(index, ChurnClassifier(tuning_rows=1000, seed=3)._tuning_sample(len(groups), groups))
+    assert len(ChurnClassifier(tuning_rows=None)._tuning_sample(50, None)) == 50
+
+
+def test_tuning_on_a_sample_still_trains_on_every_row(simulated: dict) -> None:
+    model = fit(simulated, tuning_rows=1000, n_trials=2)
+    assert model.n_tuning_rows_ == 1000
+    assert model.n_train_ == 3000

@@ -67,6 +67,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         threads: int = 1,
         max_categories: int = 30,
         boost_from: str | None = None,
+        tuning_rows: int | None = 200_000,
     ) -> None:
         self.categorical_features = categorical_features
         self.n_trials = n_trials
@@ -81,6 +82,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.threads = threads
         self.max_categories = max_categories
         self.boost_from = boost_from
+        self.tuning_rows = tuning_rows
 
     @classmethod
     def from_settings(cls, settings: Any, categorical_features: Sequence[str] = ()) -> ChurnClassifier:
@@ -99,6 +101,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             threads=settings.threads,
             max_categories=settings.max_categories,
             boost_from=None if settings.boost_from == "none" else settings.boost_from,
+            tuning_rows=settings.tuning_rows,
         )
 
     # -- encoding --------------------------------------------------------------------------
@@ -189,6 +192,20 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         splitter = StratifiedGroupKFold(self.n_folds, shuffle=True, random_state=self.seed)
         return list(splitter.split(np.zeros(len(y)), y, groups))
 
+    def _tuning_sample(self, n_rows: int, groups: np.ndarray | None) -> np.ndarray:
+        """Row indices the trials use: all rows, or whole customers drawn with the seed until
+        ``tuning_rows`` rows (tuning cost grows with rows; the final booster sees every row)."""
+        if self.tuning_rows is None or n_rows <= self.tuning_rows:
+            return np.arange(n_rows)
+        rng = np.random.default_rng(self.seed)
+        if groups is None:
+            return np.sort(rng.choice(n_rows, size=self.tuning_rows, replace=False))
+        codes, _ = pd.factorize(groups, sort=True)
+        order = rng.permutation(codes.max() + 1)
+        sizes = np.bincount(codes)[order]
+        chosen = order[: max(1, int(np.searchsorted(np.cumsum(sizes), self.tuning_rows, side="right")))]
+        return np.flatnonzero(np.isin(codes, chosen))
+
     def _score(self, y: np.ndarray, probability: np.ndarray) -> float:
         from sklearn.metrics import log_loss, roc_auc_score
 
@@ -243,7 +260,15 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         prior = self._prior(X)
         weights = self._weights(labels)
         categorical_index = [self.feature_names_.index(c) for c in self.categorical_features]
-        folds = self._folds(labels, None if groups is None else np.asarray(groups))
+        group_array = None if groups is None else np.asarray(groups)
+        tuning_index = self._tuning_sample(len(labels), group_array)
+        self.n_tuning_rows_ = len(tuning_index)
+        folds = [
+            (tuning_index[train], tuning_index[valid])
+            for train, valid in self._folds(
+                labels[tuning_index], None if group_array is None else group_array[tuning_index]
+            )
+        ]
         direction = "maximize" if self.tuning_metric == "auc" else "minimize"
         metric = "auc" if self.tuning_metric == "auc" else "binary_logloss"
 
