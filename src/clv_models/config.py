@@ -159,13 +159,17 @@ class ChurnSettings(_Frozen):
     """Churn classifier (DESIGN.md §2 'churn'): labels, rolling-origin snapshots, LightGBM tuned
     with Optuna, calibration. See ``clv_models.features.churn`` and ``clv_models.models.churn``."""
 
-    window_days: int = Field(90, ge=1, description="A customer churns if they place no order in (cutoff, cutoff + window].")
+    window_days: int = Field(
+        90, ge=1, description="A customer churns if they place no order in (cutoff, cutoff + window]."
+    )
     train_cutoffs: int = Field(12, ge=1, description="Number of rolling-origin training snapshots (at most).")
     cutoff_step_days: int = Field(30, ge=1, description="Days between consecutive training snapshots.")
-    min_history_days: int = Field(30, ge=0, description="A training snapshot needs this many days of orders before it.")
+    min_history_days: int = Field(
+        30, ge=0, description="A training snapshot needs this many days of orders before it."
+    )
     n_trials: int = Field(30, ge=1, description="Optuna trials (upper bound).")
     timeout_seconds: float | None = Field(
-        None, gt=0, description="Optuna time budget; unset = trials only (a time budget makes results machine-dependent)."
+        None, gt=0, description="Optuna time budget; unset = trials only (a budget makes results machine-dependent)."
     )
     n_folds: int = Field(4, ge=2, description="Cross-validation folds over training snapshots, grouped by customer.")
     seed: int = Field(42, description="Seed for folds, the TPE sampler and LightGBM.")
@@ -183,18 +187,26 @@ class ChurnSettings(_Frozen):
     early_stopping_rounds: int = Field(50, ge=1)
     max_rounds: int = Field(1000, ge=10)
     threads: int = Field(
-        1, ge=1, description="LightGBM threads. 1 by default: with 2+ OpenMP threads on a busy machine LightGBM slows down 100×."
+        1,
+        ge=1,
+        description="LightGBM threads. 1 by default: with 2+ OpenMP threads on a busy machine LightGBM slows 100×.",
     )
-    btyd_penalizer: float = Field(0.0, ge=0.0, description="L2 penalizer of the per-snapshot BG/NBD and Gamma-Gamma fits.")
-    max_categories: int = Field(30, ge=1, description="Most frequent values kept per categorical feature; the rest 'other'.")
+    btyd_penalizer: float = Field(
+        0.0, ge=0.0, description="L2 penalizer of the per-snapshot BG/NBD and Gamma-Gamma fits."
+    )
+    max_categories: int = Field(
+        30, ge=1, description="Most frequent values kept per categorical feature; the rest 'other'."
+    )
     tuning_rows: int | None = Field(
-        200_000, ge=1000, description="Optuna trials use whole customers sampled up to this many rows; the final fit uses all."
+        200_000,
+        ge=1000,
+        description="Optuna trials use whole customers sampled up to this many rows; the final fit uses all.",
     )
     boost_from: Literal["bgnbd_p_no_purchase_w", "none"] = Field(
         "bgnbd_p_no_purchase_w",
-        description="Start boosting from this BTYD probability's log-odds (the trees learn corrections); 'none' = from 0.",
+        description="Start boosting from this BTYD probability's log-odds (the trees learn corrections); "
+        "'none' = from 0.",
     )
-
 
 class Settings(_Frozen):
     orders: SourceSettings = SourceSettings()

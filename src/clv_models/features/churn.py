@@ -397,7 +397,9 @@ def churn_snapshots(
                 "labels would be incomplete: use an earlier cutoff or labels=False"
             )
     extras = _optional_columns(con) & {"quantity", "category", *CATEGORICAL}
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT * FROM (VALUES {_date_list(cutoffs)}) t(cutoff)")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT * FROM (VALUES {_date_list(cutoffs)}) t(cutoff)"
+    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE pit AS {point_in_time_orders_sql(0, sorted(extras))}")
     try:
         frame = con.sql(_features_sql(extras)).to_arrow_table().to_pandas()

@@ -13,6 +13,13 @@ from scipy.optimize import minimize
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
+def weighted_sum(weights: np.ndarray, values: np.ndarray) -> float:
+    """Σ weights·values without BLAS: OpenBLAS's threaded dot fights other processes on a busy
+    small machine (measured 31 ms instead of 0.16 ms per Gamma-Gamma gradient on 35k buyers with
+    the second core busy) and saves little on vectors this size."""
+    return float(np.einsum("i,i->", weights, values))
+
+
 class ConvergenceWarning(UserWarning):
     """The optimiser did not converge; the fitted parameters may not be the MLE."""
 

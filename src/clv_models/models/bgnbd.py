@@ -27,6 +27,7 @@ from clv_models.models._mle import (
     maximise,
     warm_up_sample,
 )
+from clv_models.models._mle import weighted_sum as _wsum
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 from clv_models.timeunits import Horizon, parse_horizon
@@ -75,12 +76,6 @@ class _Data:
         return cls(x, t_x, T, weights, x > 0, x_values, x_index, np.bincount(x_index, weights=weights))
 
 
-def _wsum(weights: np.ndarray, values: np.ndarray) -> float:
-    # An elementwise product and sum, not a BLAS dot: OpenBLAS threads cost more than they
-    # save on vectors this size and fight other processes on small machines.
-    return float(np.sum(weights * values))
-
-
 def _log_likelihood_gradient(params: np.ndarray, data: _Data) -> tuple[float, np.ndarray]:
     r, alpha, a, b = params
     xv, wx, W = data.x_values, data.x_weights, data.x_weights.sum()
@@ -88,13 +83,13 @@ def _log_likelihood_gradient(params: np.ndarray, data: _Data) -> tuple[float, np
     log_b_x1 = np.log(b + np.maximum(xv, 1) - 1)
     inv_b_x1 = np.where(xv > 0, 1.0 / (b + np.maximum(xv, 1) - 1), 0.0)
     digamma_abx = digamma(a + b + xv)
-    value = W * (-gammaln(r) + r * np.log(alpha) + gammaln(a + b) - gammaln(b)) + wx @ (
-        gammaln(r + xv) + gammaln(b + xv) - gammaln(a + b + xv)
+    value = W * (-gammaln(r) + r * np.log(alpha) + gammaln(a + b) - gammaln(b)) + _wsum(
+        wx, gammaln(r + xv) + gammaln(b + xv) - gammaln(a + b + xv)
     )
-    d_r = W * (np.log(alpha) - digamma(r)) + wx @ digamma(r + xv)
+    d_r = W * (np.log(alpha) - digamma(r)) + _wsum(wx, digamma(r + xv))
     d_alpha = W * r / alpha
-    d_a = W * digamma(a + b) - wx @ digamma_abx
-    d_b = W * (digamma(a + b) - digamma(b)) + wx @ (digamma(b + xv) - digamma_abx)
+    d_a = W * digamma(a + b) - _wsum(wx, digamma_abx)
+    d_b = W * (digamma(a + b) - digamma(b)) + _wsum(wx, digamma(b + xv) - digamma_abx)
     # Terms of each row: the mixture of "alive at T" (A3) and "dropped out after t_x" (A4).
     w = data.weights
     r_x = r + data.x

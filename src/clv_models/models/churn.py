@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 
+
 def _logit(probability: np.ndarray) -> np.ndarray:
     clipped = np.clip(probability, 1e-12, 1 - 1e-12)
     return np.log(clipped) - np.log1p(-clipped)
@@ -346,7 +347,11 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _probability(
-        booster: Any, matrix: np.ndarray, prior: np.ndarray | None, rows: Any = slice(None), iterations: int | None = None
+        booster: Any,
+        matrix: np.ndarray,
+        prior: np.ndarray | None,
+        rows: Any = slice(None),
+        iterations: int | None = None,
     ) -> np.ndarray:
         from scipy.special import expit
 

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 from clv_models.models._mle import maximise
+from clv_models.models._mle import weighted_sum as _wsum
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
 
@@ -58,8 +59,8 @@ class _Data:
             x_values=x_values,
             x_weights=np.bincount(x_index, weights=weights),
             total_weight=float(weights.sum()),
-            sum_log_m=float(weights @ log_m),
-            sum_x_log_mx=float((weights * x) @ (log_m + np.log(x))),
+            sum_log_m=_wsum(weights, log_m),
+            sum_x_log_mx=_wsum(weights * x, log_m + np.log(x)),
         )
 
 
@@ -70,15 +71,15 @@ def _log_likelihood_gradient(params: np.ndarray, data: _Data) -> tuple[float, np
     shifted = data.xm + gamma
     log_shifted = np.log(shifted)
     inverse = np.reciprocal(shifted, out=shifted)  # reuse the buffer: one pass fewer
-    weighted_log = float(data.weights @ log_shifted)
-    weighted_x_log = float(data.weighted_x @ log_shifted)
+    weighted_log = _wsum(data.weights, log_shifted)
+    weighted_x_log = _wsum(data.weighted_x, log_shifted)
     value = (
-        wx @ (gammaln(pxv + q) - gammaln(pxv)) + W * (q * np.log(gamma) - gammaln(q))
+        _wsum(wx, gammaln(pxv + q) - gammaln(pxv)) + W * (q * np.log(gamma) - gammaln(q))
         + p * data.sum_x_log_mx - data.sum_log_m - p * weighted_x_log - q * weighted_log
     )
-    d_p = wx @ (data.x_values * (digamma(pxv + q) - digamma(pxv))) + data.sum_x_log_mx - weighted_x_log
-    d_q = wx @ digamma(pxv + q) + W * (np.log(gamma) - digamma(q)) - weighted_log
-    d_gamma = W * q / gamma - p * float(data.weighted_x @ inverse) - q * float(data.weights @ inverse)
+    d_p = _wsum(wx, data.x_values * (digamma(pxv + q) - digamma(pxv))) + data.sum_x_log_mx - weighted_x_log
+    d_q = _wsum(wx, digamma(pxv + q)) + W * (np.log(gamma) - digamma(q)) - weighted_log
+    d_gamma = W * q / gamma - p * _wsum(data.weighted_x, inverse) - q * _wsum(data.weights, inverse)
     return float(value), np.array([d_p, d_q, d_gamma])
 
 
