@@ -197,6 +197,12 @@ class ChurnSettings(_Frozen):
     max_categories: int = Field(
         30, ge=1, description="Most frequent values kept per categorical feature; the rest 'other'."
     )
+    max_train_rows: int | None = Field(
+        2_000_000,
+        ge=1000,
+        description="Training snapshots keep a fixed hash-chosen share of customers so they hold at most about "
+        "this many rows (validation and test keep everyone).",
+    )
     tuning_rows: int | None = Field(
         200_000,
         ge=1000,

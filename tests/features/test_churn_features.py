@@ -484,3 +484,33 @@ def test_build_churn_dataset_on_cdnow_is_out_of_time(cdnow, cdnow_orders_frame: 
     assert len(dataset.validation) == first_purchase.size
     assert set(dataset.numeric_features) >= {"frequency", *BTYD_FEATURES}
     assert dataset.categorical_features == []
+
+
+def test_training_snapshots_keep_a_fixed_share_of_customers(cdnow_orders_frame: pd.DataFrame) -> None:
+    from clv_models.config import ChurnSettings
+    from clv_models.features.churn import build_churn_dataset
+
+    with ingest(cdnow_orders_frame) as ingested:
+        full = build_churn_dataset(ingested, ChurnSettings(max_train_rows=None))
+        capped = build_churn_dataset(ingested, ChurnSettings(max_train_rows=50_000))
+        again = build_churn_dataset(ingested, ChurnSettings(max_train_rows=50_000))
+    # Customers with a purchase by the latest training cutoff, counted with pandas.
+    latest = pd.Timestamp(max(full.plan.train)) + pd.Timedelta(days=1)
+    known = cdnow_orders_frame.loc[cdnow_orders_frame["order_ts"] < latest, "customer_id"].nunique()
+    assert full.training_share == 1.0 and len(full.plan.train) == 9
+    assert capped.training_share == pytest.approx(50_000 / (known * 9), rel=1e-12)
+    expected_rows = capped.training_share * len(full.train)
+    assert 0.9 * expected_rows < len(capped.train) < 1.1 * expected_rows
+    # The same customers at every training cutoff and on every run; validation and test complete.
+    kept = capped.train.groupby("cutoff")["customer_id"].apply(set)
+    for cutoff, customers in kept.items():
+        everyone = set(full.train.loc[full.train["cutoff"] == cutoff, "customer_id"])
+        assert customers <= everyone
+        assert customers == everyone & set(capped.train["customer_id"])
+    pd.testing.assert_frame_equal(capped.train, again.train)
+    assert len(capped.validation) == len(full.validation) and len(capped.test) == len(full.test)
+    # Kept rows carry the same RFM features as in the full snapshots.
+    merged = capped.train.merge(full.train, on=["cutoff", "customer_id"], suffixes=("", "_full"))
+    assert len(merged) == len(capped.train)
+    np.testing.assert_array_equal(merged["frequency"], merged["frequency_full"])
+    np.testing.assert_array_equal(merged["churned"], merged["churned_full"])

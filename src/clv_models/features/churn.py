@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -367,6 +367,22 @@ def add_btyd_features(
     return result, diagnostics
 
 
+SAMPLE_BUCKETS = 1_000_000
+
+
+def _sample_filter(customer_share: Mapping[dt.date, float]) -> str:
+    """SQL predicate over (cutoff, customer_id): true for kept rows."""
+    sampled = {day: share for day, share in customer_share.items() if share < 1.0}
+    if not sampled:
+        return "true"
+    # hash() is DuckDB's own 64-bit hash: stable across runs and machines for the same version.
+    cases = " ".join(
+        f"WHEN DATE '{day.isoformat()}' THEN hash(customer_id) % {SAMPLE_BUCKETS} < {int(share * SAMPLE_BUCKETS)}"
+        for day, share in sorted(sampled.items())
+    )
+    return f"(CASE cutoff {cases} ELSE true END)"
+
+
 def churn_snapshots(
     ingested: IngestResult,
     cutoffs: Sequence[dt.date],
@@ -375,13 +391,16 @@ def churn_snapshots(
     labels: bool = True,
     btyd: bool = True,
     btyd_penalizer: float = 0.0,
+    customer_share: Mapping[dt.date, float] | None = None,
 ) -> tuple[pd.DataFrame, list[BtydDiagnostics]]:
     """Features (and labels) of every customer with a purchase on or before each cutoff.
 
     One row per (cutoff, customer), sorted by cutoff then customer_id; ``cutoff`` is a date
     column; categorical columns (country, channel, when mapped at ingestion) are strings.
     ``labels=True`` adds ``churned`` (0/1) and requires every outcome window to lie within the
-    data (ingestion cutoff, else the last order date).
+    data (ingestion cutoff, else the last order date). ``customer_share`` keeps, at the cutoffs
+    it names, only a deterministic share of the customers (chosen by a hash of the id, so the same
+    customers at every cutoff and on every run); other cutoffs keep everyone.
     """
     import pandas as pd
 
@@ -400,11 +419,18 @@ def churn_snapshots(
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT * FROM (VALUES {_date_list(cutoffs)}) t(cutoff)"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE pit AS {point_in_time_orders_sql(0, sorted(extras))}")
+    keep = _sample_filter(customer_share or {})
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE pit AS "
+        f"SELECT * FROM ({point_in_time_orders_sql(0, sorted(extras))}) WHERE {keep}"
+    )
     try:
         frame = con.sql(_features_sql(extras)).to_arrow_table().to_pandas()
         if labels:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE pit_outcome AS {point_in_time_orders_sql(window_days)}")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE pit_outcome AS "
+                f"SELECT * FROM ({point_in_time_orders_sql(window_days)}) WHERE {keep}"
+            )
             active = con.sql(_labels_sql(window_days)).to_arrow_table().to_pandas()
             active["_active"] = True
             frame = frame.merge(active, on=["cutoff", "customer_id"], how="left", validate="one_to_one")
@@ -438,10 +464,24 @@ class ChurnDataset:
     numeric_features: list[str]
     categorical_features: list[str]
     btyd_diagnostics: list[BtydDiagnostics]
+    training_share: float = 1.0  # share of customers kept in the training snapshots (max_train_rows)
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric_features, *self.categorical_features]
+
+
+def _training_share(ingested: IngestResult, plan: SnapshotPlan, max_rows: int | None) -> float:
+    """Share of customers kept in the training snapshots so they hold about ``max_rows`` rows."""
+    if max_rows is None:
+        return 1.0
+    latest_end = plan.train[-1] + dt.timedelta(days=1)
+    customers = ingested.con.execute(
+        "SELECT count(DISTINCT customer_id) FROM order_candidates "
+        f"WHERE amount > 0 AND order_ts < TIMESTAMP '{latest_end.isoformat()}'"
+    ).fetchall()[0][0]
+    # An upper bound on the rows: every customer known at the latest cutoff, at every cutoff.
+    return min(1.0, max_rows / max(1, customers * len(plan.train)))
 
 
 def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> ChurnDataset:
@@ -456,11 +496,13 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
         cutoff_step_days=settings.cutoff_step_days,
         min_history_days=settings.min_history_days,
     )
+    share = _training_share(ingested, plan, settings.max_train_rows)
     frame, diagnostics = churn_snapshots(
         ingested,
         [*plan.train, plan.validation, plan.test],
         window_days=settings.window_days,
         btyd_penalizer=settings.btyd_penalizer,
+        customer_share={cutoff: share for cutoff in plan.train},
     )
     numeric, categorical = feature_columns(frame)
 
@@ -471,6 +513,7 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
 
     return ChurnDataset(
         plan=plan,
+        training_share=share,
         train=part(plan.train),
         validation=part([plan.validation]),
         test=part([plan.test]),
