@@ -20,13 +20,16 @@ every run in its own fresh process:
   size − 1, recency = max − min, T = cutoff − min (days). That is all it computes: no netting of
   returns as known at each cutoff, no monetary value, window counts/spends, gaps, trend,
   basket, return share or country mode, no labels, no BTYD fits, no validation/quarantine.
-  It computes *much less* than ours; it shows what the RFM core costs in plain pandas. A check
-  worker compares its (cutoff, customer_id, frequency, recency, T) with ours row for row.
+  It computes *much less* than ours; it shows what the RFM core costs in plain pandas. It does
+  compute every customer at every cutoff, whereas ours keeps only a hash-chosen share of the
+  customers at the training cutoffs when ``ChurnSettings.max_train_rows`` applies (the share is
+  printed). A check worker compares (cutoff, customer_id, frequency, recency, T) of every row of
+  ours with the baseline's.
 * **train** - ``ChurnClassifier.from_settings(settings, dataset.categorical_features).fit(
   dataset.train[features], dataset.train["churned"], groups=dataset.train["customer_id"],
   X_calibration=dataset.validation[features], y_calibration=dataset.validation["churned"])`` with
   ``n_trials=--trials`` and every other setting default (4 grouped folds, early stopping 50,
-  up to 1000 rounds, 2 LightGBM threads, isotonic calibration). The dataset is not rebuilt: the
+  up to 1000 rounds, 1 LightGBM thread, Platt calibration). The dataset is not rebuilt: the
   first features run saves ``dataset.train/validation/test`` as Parquet in a scratch directory
   (after its clock and RSS reading) and each train worker reads them before its clock, so the
   train worker's peak RSS is the fit's (plus the frames), not the snapshot build's.
@@ -57,9 +60,9 @@ alternate; the parent reports medians over ``--repeats`` (``--train-repeats`` fo
 stage, default the same). Like ``bench_ltv.py``, each worker reads the machine-wide busy CPU
 time around each timed call (``/proc/stat``); before each run the parent waits (up to
 ``--quiet-wait`` s) for other processes to go idle and reruns (``--retries``) a run in which
-they used more than 0.1 s + 10 % of its wall time - plus, for the train stage, the cores LightGBM
-leaves idle (``ChurnSettings.threads`` is 1 by default: on 2 cores one other busy process does not
-compete with it).
+they used more than 0.1 s + 10 % of its wall time. The train stage is held to the same rule although
+LightGBM runs on one thread by default. Each worker also reports a hash of the ``clv_models``
+sources it imported, and the report warns when they changed during the run.
 
 Usage::
 
@@ -231,6 +234,20 @@ def combine(*parts: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def code_hash() -> str:
+    """SHA-256 (12 hex digits) of the installed ``clv_models`` sources: shows whether the code under
+    test changed during a run (every worker imports it afresh)."""
+    import hashlib
+
+    import clv_models
+
+    digest = hashlib.sha256()
+    root = Path(clv_models.__file__).parent
+    for source in sorted(root.rglob("*.py")):
+        digest.update(str(source.relative_to(root)).encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def settings_for(trials: int):  # -> ChurnSettings
     from clv_models.config import ChurnSettings
 
@@ -284,12 +301,18 @@ def worker_features(path: Path, trials: int, save_dir: Path | None) -> dict[str,
         "features": dataset.features,
         "categorical_features": dataset.categorical_features,
         "btyd_warnings": sum(len(d.warnings) for d in dataset.btyd_diagnostics),
+        "training_share": getattr(dataset, "training_share", 1.0),
     }
     if save_dir is not None:  # after the clock and the RSS reading
         save_dir.mkdir(parents=True, exist_ok=True)
         for name, frame in parts.items():
             frame.to_parquet(save_dir / f"{name}.parquet", index=False)
-        meta = {"features": dataset.features, "categorical_features": dataset.categorical_features}
+        meta = {
+            "features": dataset.features,
+            "categorical_features": dataset.categorical_features,
+            "plan": dataset.plan.as_dict(),
+            "training_share": result["training_share"],
+        }
         (save_dir / "meta.json").write_text(json.dumps(meta))
     ingested.close()
     return result
@@ -355,35 +378,40 @@ def worker_pandas(path: Path, trials: int, save_result: Path | None) -> dict[str
 
 
 def worker_rfm_check(dataset_dir: Path, reference: Path) -> dict[str, Any]:
-    """Our snapshots' frequency, recency and T vs the pandas baseline's, row for row."""
+    """Our snapshots' frequency, recency and T vs the pandas baseline's, row for row.
+
+    The baseline computes every customer at every cutoff. Ours keeps every customer at the validation
+    and test cutoffs, and at the training cutoffs a hash-chosen share of them when
+    ``ChurnSettings.max_train_rows`` applies: there ours must be a subset of the baseline's rows.
+    """
     import pandas as pd
 
+    meta = json.loads((dataset_dir / "meta.json").read_text())
+    columns = ["cutoff", "customer_id", "frequency", "recency", "T"]
     ours = pd.concat(
-        [
-            pd.read_parquet(
-                dataset_dir / f"{name}.parquet", columns=["cutoff", "customer_id", "frequency", "recency", "T"]
-            )
-            for name in DATASET_PARTS
-        ],
+        [pd.read_parquet(dataset_dir / f"{name}.parquet", columns=columns) for name in DATASET_PARTS],
         ignore_index=True,
     )
     theirs = pd.read_parquet(reference)
     report: dict[str, Any] = {"rows_ours": len(ours), "rows_pandas": len(theirs), "problems": []}
-
-    def normalised(frame: Any) -> Any:
-        frame = frame.assign(cutoff=pd.to_datetime(frame["cutoff"]), customer_id=frame["customer_id"].astype(str))
-        return frame.sort_values(["cutoff", "customer_id"], kind="stable", ignore_index=True)
-
-    ours, theirs = normalised(ours), normalised(theirs)
-    if len(ours) != len(theirs):
-        report["problems"].append(f"row counts differ: {len(ours):,} vs {len(theirs):,}")
-    elif not (ours["cutoff"].equals(theirs["cutoff"]) and ours["customer_id"].equals(theirs["customer_id"])):
-        report["problems"].append("(cutoff, customer_id) keys differ")
-    else:
-        for column in ("frequency", "recency", "T"):
-            differ = int((ours[column].to_numpy(float) != theirs[column].to_numpy(float)).sum())
-            if differ:
-                report["problems"].append(f"{column}: {differ:,} rows differ")
+    for frame in (ours, theirs):
+        frame["cutoff"] = pd.to_datetime(frame["cutoff"])
+        frame["customer_id"] = frame["customer_id"].astype(str)
+    both = ours.merge(theirs, on=["cutoff", "customer_id"], how="left", suffixes=("", "_pandas"), indicator=True)
+    missing = int((both["_merge"] != "both").sum())
+    if missing:
+        report["problems"].append(f"{missing:,} of our rows are not in the baseline")
+    for column in ("frequency", "recency", "T"):
+        differ = int((both[column].to_numpy(float) != both[f"{column}_pandas"].to_numpy(float)).sum()) - missing
+        if differ:
+            report["problems"].append(f"{column}: {differ:,} rows differ")
+    complete = pd.to_datetime([meta["plan"]["validation"], meta["plan"]["test"]])
+    if meta.get("training_share", 1.0) >= 1.0:
+        complete = complete.union(pd.to_datetime(meta["plan"]["train"]))
+    for cutoff in complete:
+        n_ours, n_theirs = int((ours["cutoff"] == cutoff).sum()), int((theirs["cutoff"] == cutoff).sum())
+        if n_ours != n_theirs:
+            report["problems"].append(f"cutoff {cutoff.date()}: {n_ours:,} rows vs {n_theirs:,} in the baseline")
     report["passed"] = not report["problems"]
     report["rows"] = len(ours)
     return report
@@ -429,7 +457,8 @@ def worker_train(dataset_dir: Path, trials: int, save_model: Path | None) -> dic
         "calibration_rows": len(validation),
         "train_churn_rate": float(train["churned"].mean()),
         "trials": {str(k): int(v) for k, v in states.items()},
-        "best_score_cv_auc": model.best_score_,
+        "best_score_cv": model.best_score_,
+        "tuning_metric": settings.tuning_metric,
         "best_iteration": model.best_iteration_,
         "best_params": model.best_params_,
     }
@@ -476,6 +505,7 @@ def worker_predict(dataset_dir: Path, model_path: Path, rows: int) -> dict[str, 
 
 
 def run_worker_mode(args: argparse.Namespace) -> None:
+    started_hash = code_hash()
     path = Path(args.parquet) if args.parquet else None
     dataset_dir = Path(args.dataset_dir) if args.dataset_dir else None
     save = Path(args.save) if args.save else None
@@ -489,6 +519,7 @@ def run_worker_mode(args: argparse.Namespace) -> None:
         result = worker_train(dataset_dir, args.trials, save)
     else:
         result = worker_predict(dataset_dir, Path(args.model), args.predict_rows)
+    result["code_hash"] = started_hash if code_hash() == started_hash else f"{started_hash}→{code_hash()}"
     print(RESULT_MARKER + json.dumps(result, default=str), flush=True)
 
 
@@ -506,43 +537,35 @@ def spawn_worker(kind: str, *extra: str) -> dict[str, Any]:
     return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
-def disturbed(run: dict[str, Any], spare_cores: int = 0) -> bool:
-    """Other processes used more CPU than 0.1 s + 10 % of the wall time + the cores the worker leaves idle."""
+def disturbed(run: dict[str, Any]) -> bool:
     other = run.get("other_cpu_seconds")
-    allowed = DISTURBED_ABS_S + (DISTURBED_REL + spare_cores) * run["seconds"]
-    return other is not None and other > allowed
+    return other is not None and other > DISTURBED_ABS_S + DISTURBED_REL * run["seconds"]
 
 
-def wait_for_quiet(max_wait: float, spare_cores: int = 0, window: float = 0.5) -> float:
-    """Wait until other processes use < 0.1 CPU + ``spare_cores`` for ``window`` s (at most ``max_wait`` s);
-    seconds waited."""
+def wait_for_quiet(max_wait: float, window: float = 0.5) -> float:
+    """Wait until other processes use < 0.1 CPU for ``window`` s (at most ``max_wait`` s); seconds waited."""
     started = time.perf_counter()
     while True:
         before = machine_busy_seconds()
         time.sleep(window)
         after = machine_busy_seconds()
         waited = time.perf_counter() - started
-        quiet = before is None or after is None or after - before < (0.1 + spare_cores) * window
-        if quiet or waited >= max_wait:
+        if before is None or after is None or after - before < 0.1 * window or waited >= max_wait:
             return waited
 
 
 def measure(task: str, args: argparse.Namespace, label: str, *extra: str) -> dict[str, Any]:
-    """One measurement on a quiet machine if possible, rerun (``--retries``) while others disturbed it.
-
-    The train stage runs LightGBM with ``ChurnSettings.threads`` threads (1 by default): the cores it
-    leaves idle may be used by other processes without disturbing it."""
-    spare_cores = max((os.cpu_count() or 1) - settings_for(args.trials).threads, 0) if task == "train" else 0
+    """One measurement on a quiet machine if possible, rerun (``--retries``) while others disturbed it."""
     discarded: list[dict[str, Any]] = []
     for attempt in range(args.retries + 1):
-        waited = wait_for_quiet(args.quiet_wait, spare_cores)
+        waited = wait_for_quiet(args.quiet_wait)
         if waited > 1.0:
             print(f"  (waited {waited:.0f} s for other processes to finish)", flush=True)
         run = spawn_worker(task, "--trials", str(args.trials), "--predict-rows", str(args.predict_rows), *extra)
         run["attempts"] = attempt + 1
         other = run.get("other_cpu_seconds")
         note = "" if other is None else f", other processes {other:.2f} CPU s"
-        flag = disturbed(run, spare_cores)
+        flag = disturbed(run)
         print(
             f"  {label} {task:<9} {run['seconds']:9.3f} s (CPU {run['cpu_seconds']:.2f} s{note}, "
             f"peak RSS {run['peak_rss_kib'] / 1024:.0f} MiB)"
@@ -614,7 +637,17 @@ def run_size(args: argparse.Namespace, size: int, scratch: Path) -> dict[str, An
     out["load_after"] = os.getloadavg()
     first = runs["features"][0]
     out["dataset"] = {
-        k: first[k] for k in ("orders", "snapshot_rows", "rows", "churn_rate", "plan", "features", "btyd_warnings")
+        k: first[k]
+        for k in (
+            "orders",
+            "snapshot_rows",
+            "rows",
+            "churn_rate",
+            "plan",
+            "features",
+            "btyd_warnings",
+            "training_share",
+        )
     }
     out["model"] = {
         k: runs["train"][0].get(k)
@@ -622,7 +655,8 @@ def run_size(args: argparse.Namespace, size: int, scratch: Path) -> dict[str, An
             "train_rows",
             "calibration_rows",
             "trials",
-            "best_score_cv_auc",
+            "best_score_cv",
+            "tuning_metric",
             "best_iteration",
             "best_params",
             "test_auc",
@@ -642,6 +676,8 @@ def run_size(args: argparse.Namespace, size: int, scratch: Path) -> dict[str, An
         "contributions": summarize(runs["predict"], "contributions"),
     }
     out["runs"] = runs
+    out["pandas_rows"] = runs["pandas"][0]["snapshot_rows"]
+    out["code_hashes"] = sorted({r.get("code_hash", "?") for stage in runs.values() for r in stage})
     return out
 
 
@@ -693,7 +729,7 @@ def format_table(info: dict[str, Any]) -> str:
             ("", "… excl. BTYD fits (SQL features, labels)", "build_excl_btyd", ""),
             ("", "ingest + build (peak RSS: whole worker)", "features", ""),
             ("pandas baseline", "`pd.read_parquet` (outside its clock)", "pandas_read", ""),
-            ("", "RFM core per cutoff (F, R, T only)", "pandas", f"{d['snapshot_rows']:,} snapshots"),
+            ("", "RFM core per cutoff (F, R, T only)", "pandas", f"{out['pandas_rows']:,} snapshots"),
             (
                 "train",
                 f"`ChurnClassifier.fit`, {trials} trials",
@@ -741,10 +777,10 @@ def print_report(info: dict[str, Any]) -> bool:
         )
         print(
             f"          snapshot rows {rows}; churn rate {rates}; {len(ds['features'])} features; "
-            f"BTYD warnings {ds['btyd_warnings']}"
+            f"BTYD warnings {ds['btyd_warnings']}; training snapshots keep {ds['training_share']:.1%} of customers"
         )
         print(
-            f"          model: trials {m['trials']}, CV AUC {m['best_score_cv_auc']:.4f}, test AUC "
+            f"          model: trials {m['trials']}, CV {m['tuning_metric']} {m['best_score_cv']:.4f}, test AUC "
             f"{m['test_auc']:.4f}, {m['best_iteration']} rounds; predict: {pi['test_rows']:,} test rows "
             f"x{pi['copies']} -> {pi['rows']:,}, extra contribution columns {pi['contribution_columns']}; "
             f"load avg 1/5/15 before {format_load(out['load_before'])}, after {format_load(out['load_after'])}"
@@ -758,6 +794,11 @@ def print_report(info: dict[str, Any]) -> bool:
     )
     reruns = sum(s["reruns"] for out in info["sizes"].values() for s in out["results"].values())
     print(f"runs disturbed by other processes and rerun: {reruns}")
+    hashes = sorted({h for out in info["sizes"].values() for h in out["code_hashes"]})
+    if len(hashes) == 1 and "→" not in hashes[0]:
+        print(f"clv_models sources: {hashes[0]} (sha256 prefix), unchanged during the run")
+    else:
+        print(f"WARNING: the clv_models sources changed during the run ({', '.join(hashes)}): results mix versions")
     all_ok = True
     for size, out in info["sizes"].items():
         r, chk = out["results"], out["rfm_check"]
@@ -767,7 +808,7 @@ def print_report(info: dict[str, Any]) -> bool:
             f"{int(size):,}: pandas RFM core {r['pandas']['median_s']:.2f} s vs our build "
             f"{r['build']['median_s']:.2f} s "
             f"({r['build_excl_btyd']['median_s']:.2f} s without BTYD fits); "
-            f"F/R/T of ours == pandas for {chk['rows']:,} snapshot rows: {state}"
+            f"F/R/T of ours == pandas for our {chk['rows']:,} snapshot rows (baseline: {chk['rows_pandas']:,}): {state}"
         )
     return all_ok
 
