@@ -60,3 +60,27 @@ def test_churn_settings_are_checked() -> None:
         load_settings(None, ["churn.window_days=0"])
     with pytest.raises(ClvInputError, match="config error at 'churn.n_foldz'"):
         load_settings(None, ["churn.n_foldz=3"])
+
+
+def test_decision_settings_are_checked() -> None:
+    settings = load_settings(None, ["segments.k_min=2", "tiers.high_share=0.1", "churn_risk.high=0.7"])
+    assert settings.segments.k_min == 2 and settings.tiers.high_share == 0.1 and settings.churn_risk.high == 0.7
+    cases = {
+        "segments.k_max=7": "config error at 'segments.k_max'",
+        "segments.k_min=5": None,  # with k_max 6: fine
+        "tiers.medium_share=0.8": "config error at 'tiers': .*high_share \\+ medium_share must be < 1",
+        "tiers.high_threshold=100": "set both high_threshold and medium_threshold",
+        "churn_risk.medium=0.7": "config error at 'churn_risk': .*medium 0.7 must be below high 0.6",
+        "lifecycle.churned_max_p_alive=0.6": "churned_max_p_alive must be ≤ at_risk_max_p_alive",
+        "labels.language=fr": "config error at 'labels.language'",
+    }
+    for override, message in cases.items():
+        if message is None:
+            load_settings(None, [override])
+            continue
+        with pytest.raises(ClvInputError, match=message):
+            load_settings(None, [override])
+    with pytest.raises(ClvInputError, match="config error at 'segments': .*k_min 6 must be ≤ k_max 5"):
+        load_settings(None, ["segments.k_min=6", "segments.k_max=5"])
+    with pytest.raises(ClvInputError, match="segment 'champions' is not one of"):
+        load_settings(None, ['actions.rules=[{segment = "champions", action = "x"}]'])

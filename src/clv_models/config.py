@@ -214,12 +214,174 @@ class ChurnSettings(_Frozen):
         "'none' = from 0.",
     )
 
+
+SEGMENT_NAMES = ("core", "potential", "new", "at_risk", "sleeping", "lost")
+VALUE_TIERS = ("high", "medium", "low")
+RISK_BANDS = ("high", "medium", "low")
+LIFECYCLE_STAGES = ("new", "growing", "mature", "at_risk", "churned")
+
+
+class SegmentSettings(_Frozen):
+    """KMeans segmenter (``clv_models.models.segments``): k by silhouette, names from centroids."""
+
+    k_min: int = Field(3, ge=2, description="Smallest number of segments tried.")
+    k_max: int = Field(
+        6, ge=2, le=len(SEGMENT_NAMES), description=f"Largest number tried (≤ {len(SEGMENT_NAMES)}: one name each)."
+    )
+    silhouette_sample: int = Field(
+        10_000, ge=100, description="Customers sampled (seeded) to compute the silhouette (quadratic in rows)."
+    )
+    minibatch_threshold: int = Field(
+        200_000, ge=1000, description="MiniBatchKMeans above this many customers, KMeans below."
+    )
+    n_init: int = Field(10, ge=1, description="KMeans restarts per k (the best inertia is kept).")
+    seed: int = Field(42, description="Seed of the silhouette sample and the KMeans initialisations.")
+    keep_previous_k: bool = Field(
+        True, description="When retraining against a previous model, keep its number of segments."
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> SegmentSettings:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min {self.k_min} must be ≤ k_max {self.k_max}")
+        return self
+
+
+class TierSettings(_Frozen):
+    """Value tiers from predicted CLV: cut points fitted once on the training population.
+
+    Either shares (top ``high_share`` high, next ``medium_share`` medium, the rest low) or explicit
+    CLV thresholds (currency) when both ``high_threshold`` and ``medium_threshold`` are set."""
+
+    high_share: float = Field(0.20, gt=0.0, lt=1.0)
+    medium_share: float = Field(0.30, gt=0.0, lt=1.0)
+    high_threshold: float | None = Field(None, description="CLV at or above which a customer is high value.")
+    medium_threshold: float | None = Field(None, description="CLV at or above which a customer is medium value.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierSettings:
+        if self.high_share + self.medium_share >= 1.0:
+            raise ValueError(f"high_share + medium_share must be < 1, got {self.high_share + self.medium_share:g}")
+        given = (self.high_threshold is not None) + (self.medium_threshold is not None)
+        if given == 1:
+            raise ValueError("set both high_threshold and medium_threshold, or neither")
+        if given == 2 and not self.medium_threshold < self.high_threshold:  # type: ignore[operator]
+            raise ValueError(
+                f"medium_threshold {self.medium_threshold} must be below high_threshold {self.high_threshold}"
+            )
+        return self
+
+
+class ChurnRiskSettings(_Frozen):
+    """Churn-risk bands of the calibrated churn probability: high ≥ ``high``, medium ≥ ``medium``."""
+
+    high: float = Field(0.6, gt=0.0, lt=1.0)
+    medium: float = Field(0.3, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChurnRiskSettings:
+        if not self.medium < self.high:
+            raise ValueError(f"medium {self.medium} must be below high {self.high}")
+        return self
+
+
+class LifecycleSettings(_Frozen):
+    """Lifecycle stage rules (``clv_models.valuation.lifecycle``), applied in this order:
+
+    1. ``new``: tenure (days since the first purchase) ≤ ``new_max_tenure_days``;
+    2. ``churned``: P(alive) < ``churned_max_p_alive`` or churn probability ≥ ``churned_min_churn_probability``;
+    3. ``at_risk``: P(alive) < ``at_risk_max_p_alive`` or churn probability ≥ ``at_risk_min_churn_probability``;
+    4. ``growing``: more orders in the last 180 days than in the 180 before, or tenure ≤ ``growing_max_tenure_days``;
+    5. ``mature``: everyone else."""
+
+    new_max_tenure_days: int = Field(90, ge=0)
+    churned_max_p_alive: float = Field(0.15, ge=0.0, le=1.0)
+    churned_min_churn_probability: float = Field(0.9, ge=0.0, le=1.0)
+    at_risk_max_p_alive: float = Field(0.5, ge=0.0, le=1.0)
+    at_risk_min_churn_probability: float = Field(0.6, ge=0.0, le=1.0)
+    growing_max_tenure_days: int = Field(180, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifecycleSettings:
+        if self.churned_max_p_alive > self.at_risk_max_p_alive:
+            raise ValueError("churned_max_p_alive must be ≤ at_risk_max_p_alive (churned is the stronger signal)")
+        if self.churned_min_churn_probability < self.at_risk_min_churn_probability:
+            raise ValueError(
+                "churned_min_churn_probability must be ≥ at_risk_min_churn_probability (churned is the stronger signal)"
+            )
+        if self.growing_max_tenure_days < self.new_max_tenure_days:
+            raise ValueError("growing_max_tenure_days must be ≥ new_max_tenure_days")
+        return self
+
+
+class ActionRule(_Frozen):
+    """One row of the next-best-action table: every given field must match ('*' matches anything)."""
+
+    value_tier: str = "*"
+    churn_risk: str = "*"
+    lifecycle_stage: str = "*"
+    segment: str = "*"
+    action: str
+
+    @model_validator(mode="after")
+    def _known_values(self) -> ActionRule:
+        allowed = {
+            "value_tier": VALUE_TIERS,
+            "churn_risk": RISK_BANDS,
+            "lifecycle_stage": LIFECYCLE_STAGES,
+            "segment": SEGMENT_NAMES,
+        }
+        for name, values in allowed.items():
+            value = getattr(self, name)
+            if value != "*" and value not in values:
+                raise ValueError(f"{name} '{value}' is not one of {', '.join(values)} or '*'")
+        if not self.action.strip():
+            raise ValueError("action must not be empty")
+        return self
+
+
+DEFAULT_ACTION_RULES = (
+    ActionRule(value_tier="high", churn_risk="high", action="personal_retention_outreach"),
+    ActionRule(value_tier="high", churn_risk="low", action="vip_service_early_access"),
+    ActionRule(value_tier="high", churn_risk="medium", action="loyalty_rewards"),
+    ActionRule(lifecycle_stage="new", action="onboarding_second_purchase"),
+    ActionRule(segment="sleeping", action="reactivation_offer"),
+    ActionRule(value_tier="low", churn_risk="high", action="automated_win_back"),
+    ActionRule(lifecycle_stage="churned", action="automated_win_back"),
+    ActionRule(value_tier="medium", action="cross_sell_bundles"),
+)
+
+
+class ActionSettings(_Frozen):
+    """Next best action: the first rule whose fields all match wins; ``default`` otherwise."""
+
+    rules: tuple[ActionRule, ...] = DEFAULT_ACTION_RULES
+    default: str = Field("newsletter", min_length=1)
+
+
+class LabelSettings(_Frozen):
+    """Display labels of tiers, risk bands, segments, stages and actions in the scores table."""
+
+    language: Literal["en", "zh"] = "en"
+    overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Code (or column.code) → label replacing the language's label, "
+        'e.g. "segment.core" = "Champions".',
+    )
+
+
 class Settings(_Frozen):
     orders: SourceSettings = SourceSettings()
     validation: ValidationSettings = ValidationSettings()
     features: FeatureSettings = FeatureSettings()
     valuation: ValuationSettings = ValuationSettings()
     churn: ChurnSettings = ChurnSettings()
+    segments: SegmentSettings = SegmentSettings()
+    tiers: TierSettings = TierSettings()
+    churn_risk: ChurnRiskSettings = ChurnRiskSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    actions: ActionSettings = ActionSettings()
+    labels: LabelSettings = LabelSettings()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
