@@ -370,6 +370,52 @@ class LabelSettings(_Frozen):
     )
 
 
+class LtvSettings(_Frozen):
+    """BG/NBD and Gamma-Gamma in the training pipeline: an out-of-time evaluation split, then the
+    production fit on all orders up to the cutoff."""
+
+    holdout_days: int = Field(
+        180, ge=7, description="Evaluation: models fitted on orders up to cutoff − holdout_days, judged on the rest."
+    )
+    penalizer: float = Field(0.0, ge=0.0, description="L2 penalizer of both fits (0 = plain maximum likelihood).")
+
+
+class TrackingSettings(_Frozen):
+    """Where MLflow runs and registered models go (DESIGN.md §5)."""
+
+    uri: str | None = Field(
+        None, description="Tracking URI; unset = $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlruns/mlflow.db."
+    )
+    root: str = Field(".", description="Directory holding mlruns/ (the SQLite store and the artifacts).")
+    train_experiment: str = "clv-train"
+    score_experiment: str = "clv-score"
+    model_name: str = Field("clv-customer-scorer", min_length=1, description="Registered model name.")
+
+
+class GateSettings(_Frozen):
+    """Quality gate before a trained scorer may become the ``champion``.
+
+    The gate passes when every metric in ``minimum`` is ≥ its bound and every metric in
+    ``maximum`` is ≤ its bound. The champion alias then moves only if ``compare_metric`` beats
+    the current champion's by at least ``min_improvement`` (or there is no champion yet)."""
+
+    minimum: dict[str, float] = Field(default_factory=lambda: {"churn_auc": 0.6, "holdout_clv_spearman": 0.2})
+    maximum: dict[str, float] = Field(default_factory=lambda: {"churn_ece": 0.2})
+    compare_metric: str = "churn_auc"
+    higher_is_better: bool = True
+    min_improvement: float = Field(0.0, ge=0.0)
+
+
+class ScoringSettings(_Frozen):
+    """``clv score``: chunked, atomic, deterministic output and drift checks."""
+
+    model: str = Field("models:/clv-customer-scorer@champion", description="Model URI or exported model directory.")
+    out: str = Field("scores/scores.parquet", description="Output path; .parquet or .csv.")
+    chunk_customers: int = Field(250_000, ge=1000, description="Customers scored per chunk (bounds memory).")
+    psi_warning: float = Field(0.2, gt=0.0, description="Warn when a PSI vs training exceeds this.")
+    labels_in_output: bool = Field(True, description="Write display labels ([labels]) instead of codes.")
+
+
 class Settings(_Frozen):
     orders: SourceSettings = SourceSettings()
     validation: ValidationSettings = ValidationSettings()
@@ -382,6 +428,10 @@ class Settings(_Frozen):
     lifecycle: LifecycleSettings = LifecycleSettings()
     actions: ActionSettings = ActionSettings()
     labels: LabelSettings = LabelSettings()
+    ltv: LtvSettings = LtvSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    gate: GateSettings = GateSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -1,5 +1,6 @@
 """Holdout evaluation: out-of-time metrics, the Gamma-Gamma independence check, BG/NBD fit
-diagnostics (repeat-purchase distribution, cumulative tracking) and churn-classifier metrics."""
+diagnostics (repeat-purchase distribution, cumulative tracking), churn-classifier metrics and
+segment profiles."""
 
 from clv_models.evaluation.churn_metrics import (
     classification_metrics,
@@ -38,6 +39,7 @@ from clv_models.evaluation.metrics import (
     top_share_capture,
 )
 from clv_models.evaluation.report import LtvReportFiles, write_ltv_report
+from clv_models.evaluation.segments import decision_mix, segment_profiles
 
 __all__ = [
     "METRIC_NAMES",
@@ -48,6 +50,7 @@ __all__ = [
     "compare_scores",
     "cumulative_repeat_purchases",
     "decile_mape",
+    "decision_mix",
     "decile_table",
     "evaluate_holdout",
     "expected_calibration_error",
@@ -65,6 +68,7 @@ __all__ = [
     "reliability_curve",
     "repeat_purchase_histogram",
     "root_mean_squared_error",
+    "segment_profiles",
     "spearman",
     "top_share_capture",
     "top_share_lift",

@@ -322,6 +322,59 @@ class BtydDiagnostics:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class BtydFeatureModels:
+    """The BG/NBD and Gamma-Gamma fits (daily) behind one cutoff's BTYD features."""
+
+    bgnbd: Any = None
+    gamma_gamma: Any = None
+    diagnostics: BtydDiagnostics | None = None
+
+
+def fit_btyd_features(part: pd.DataFrame, cutoff: dt.date, *, penalizer: float = 0.0) -> BtydFeatureModels:
+    """Fit BG/NBD on a cutoff's daily RFM (``frequency, recency, T, monetary_value`` in days) and
+    Gamma-Gamma on its repeat buyers (≥ 20 needed). Failures leave None and a diagnostic."""
+    from clv_models.models import BetaGeoModel, GammaGammaModel
+
+    part = part[["frequency", "recency", "T", "monetary_value"]]
+    part.attrs["unit"] = "D"
+    fitted = BtydFeatureModels(diagnostics=BtydDiagnostics(cutoff=cutoff))
+    diag = fitted.diagnostics
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fitted.bgnbd = BetaGeoModel(penalizer=penalizer).fit(part)
+            diag.bgnbd_params = dict(fitted.bgnbd.params_)
+        except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            diag.warnings.append(f"BG/NBD not fitted: {exc}")
+        repeat = part[part["frequency"] > 0]
+        if len(repeat) >= 20:
+            try:
+                fitted.gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(repeat)
+                diag.gamma_gamma_params = dict(fitted.gamma_gamma.params_)
+            except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
+                diag.warnings.append(f"Gamma-Gamma not fitted: {exc}")
+        else:
+            diag.warnings.append(f"Gamma-Gamma not fitted: {len(repeat)} repeat buyers (< 20)")
+    diag.warnings.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    return fitted
+
+
+def btyd_feature_values(part: pd.DataFrame, fitted: BtydFeatureModels, *, window_days: int) -> dict[str, np.ndarray]:
+    """The four BTYD features of ``part`` (daily RFM) from fitted models; NaN where not fitted."""
+    part = part[["frequency", "recency", "T", "monetary_value"]]
+    part.attrs["unit"] = "D"
+    horizon = f"{window_days}D"
+    out = {name: np.full(len(part), np.nan) for name in BTYD_FEATURES}
+    if fitted.bgnbd is not None:
+        out["bgnbd_p_alive"] = fitted.bgnbd.probability_alive(part)
+        out["bgnbd_expected_purchases_w"] = fitted.bgnbd.expected_purchases(part, horizon=horizon)
+        out["bgnbd_p_no_purchase_w"] = fitted.bgnbd.probability_no_purchase(part, horizon=horizon)
+    if fitted.gamma_gamma is not None:
+        out["gg_expected_order_value"] = fitted.gamma_gamma.expected_order_value(part)
+    return out
+
+
 def add_btyd_features(
     frame: pd.DataFrame, *, window_days: int, penalizer: float = 0.0
 ) -> tuple[pd.DataFrame, list[BtydDiagnostics]]:
@@ -330,37 +383,14 @@ def add_btyd_features(
     (so no parameter sees a later order). Fits that fail leave NaN and a diagnostic."""
     import pandas as pd
 
-    from clv_models.models import BetaGeoModel, GammaGammaModel
-
-    horizon = f"{window_days}D"
     out = {name: np.full(len(frame), np.nan) for name in BTYD_FEATURES}
     diagnostics = []
     for cutoff, index in frame.groupby("cutoff", sort=True).indices.items():
-        part = frame.iloc[index][["frequency", "recency", "T", "monetary_value"]]
-        part.attrs["unit"] = "D"
-        diag = BtydDiagnostics(cutoff=pd.Timestamp(cutoff).date())
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                bgnbd = BetaGeoModel(penalizer=penalizer).fit(part)
-                diag.bgnbd_params = dict(bgnbd.params_)
-                out["bgnbd_p_alive"][index] = bgnbd.probability_alive(part)
-                out["bgnbd_expected_purchases_w"][index] = bgnbd.expected_purchases(part, horizon=horizon)
-                out["bgnbd_p_no_purchase_w"][index] = bgnbd.probability_no_purchase(part, horizon=horizon)
-            except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
-                diag.warnings.append(f"BG/NBD not fitted: {exc}")
-            repeat = part[part["frequency"] > 0]
-            if len(repeat) >= 20:
-                try:
-                    gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(repeat)
-                    diag.gamma_gamma_params = dict(gamma_gamma.params_)
-                    out["gg_expected_order_value"][index] = gamma_gamma.expected_order_value(part)
-                except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
-                    diag.warnings.append(f"Gamma-Gamma not fitted: {exc}")
-            else:
-                diag.warnings.append(f"Gamma-Gamma not fitted: {len(repeat)} repeat buyers (< 20)")
-        diag.warnings.extend(f"{w.category.__name__}: {w.message}" for w in caught)
-        diagnostics.append(diag)
+        part = frame.iloc[index]
+        fitted = fit_btyd_features(part, pd.Timestamp(cutoff).date(), penalizer=penalizer)
+        for name, values in btyd_feature_values(part, fitted, window_days=window_days).items():
+            out[name][index] = values
+        diagnostics.append(fitted.diagnostics)
     result = frame.copy()
     for name, values in out.items():
         result[name] = values
@@ -392,6 +422,7 @@ def churn_snapshots(
     btyd: bool = True,
     btyd_penalizer: float = 0.0,
     customer_share: Mapping[dt.date, float] | None = None,
+    customer_filter: str | None = None,
 ) -> tuple[pd.DataFrame, list[BtydDiagnostics]]:
     """Features (and labels) of every customer with a purchase on or before each cutoff.
 
@@ -400,7 +431,10 @@ def churn_snapshots(
     ``labels=True`` adds ``churned`` (0/1) and requires every outcome window to lie within the
     data (ingestion cutoff, else the last order date). ``customer_share`` keeps, at the cutoffs
     it names, only a deterministic share of the customers (chosen by a hash of the id, so the same
-    customers at every cutoff and on every run); other cutoffs keep everyone.
+    customers at every cutoff and on every run); other cutoffs keep everyone. ``customer_filter``
+    is a SQL condition on ``customer_id`` restricting every cutoff (chunked scoring); BTYD features
+    are then fitted on the restricted customers, so chunked callers pass ``btyd=False`` and apply
+    models fitted on everyone (:func:`fit_btyd_features`, :func:`btyd_feature_values`).
     """
     import pandas as pd
 
@@ -420,6 +454,8 @@ def churn_snapshots(
         f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT * FROM (VALUES {_date_list(cutoffs)}) t(cutoff)"
     )
     keep = _sample_filter(customer_share or {})
+    if customer_filter:
+        keep = f"({keep}) AND ({customer_filter})"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE pit AS "
         f"SELECT * FROM ({point_in_time_orders_sql(0, sorted(extras))}) WHERE {keep}"

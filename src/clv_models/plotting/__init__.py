@@ -13,6 +13,12 @@ from clv_models.plotting.ltv import (
     plot_probability_alive_matrix,
     plot_repeat_purchases,
 )
+from clv_models.plotting.segments import (
+    plot_k_selection,
+    plot_pareto,
+    plot_segment_map,
+    plot_segment_profiles,
+)
 
 __all__ = [
     "plot_calibration_vs_holdout",
@@ -20,8 +26,12 @@ __all__ = [
     "plot_cumulative_purchases",
     "plot_feature_importance",
     "plot_frequency_recency_matrix",
+    "plot_k_selection",
     "plot_lift",
+    "plot_pareto",
     "plot_probability_alive_matrix",
     "plot_reliability",
     "plot_repeat_purchases",
+    "plot_segment_map",
+    "plot_segment_profiles",
 ]

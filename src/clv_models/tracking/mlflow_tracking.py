@@ -253,7 +253,8 @@ class Tracker:
 
         self.uri = uri if uri is not None else tracking_uri(root)
         self.experiment_name = experiment
-        self.client = MlflowClient(tracking_uri=self.uri)
+        # The registry lives in the same store; without registry_uri MLflow 3 falls back to ./mlflow.db.
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         location = artifact_location(root) if self.uri == _default_uri(root) else None
         self.experiment_id = self._experiment_id(experiment, location)
         self._local = threading.local()  # stack of open runs per thread, for start_run(nested=True)

@@ -1,0 +1,125 @@
+"""The customer scorer: every fitted model, the decision rules and the drift reference in one
+picklable object. Logged to MLflow as the ``clv-customer-scorer`` pyfunc (DESIGN.md §5); its
+``score`` turns a table of customer features into the scores table of DESIGN.md §4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clv_models.errors import ClvInputError
+from clv_models.evaluation.drift import DriftReference
+from clv_models.scoring.customers import DAILY_RENAMES, RFM_COLUMNS, CustomerModels, assign_decisions, customer_values
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clv_models.config import Settings
+
+# DESIGN.md §4 scores table, in order (provenance columns are added by the scoring job).
+SCORE_COLUMNS = (
+    "customer_id",
+    "as_of",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases_h",
+    "expected_order_value",
+    "clv_h",
+    "value_tier",
+    "churn_probability",
+    "churn_risk",
+    "segment",
+    "lifecycle_stage",
+    "next_best_action",
+)
+PROVENANCE_COLUMNS = ("model_uri", "model_version", "scored_at")
+# Features and scores whose drift against training is measured at scoring time.
+DRIFT_COLUMNS = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "days_since_last",
+    "avg_order_value",
+    "p_alive",
+    "clv_h",
+    "churn_probability",
+)
+SEGMENT_INPUTS = ("days_since_last", "frequency", "avg_order_value", "T_days")
+LIFECYCLE_INPUTS = ("T_days", "orders_180d", "orders_180_360d")
+
+
+@dataclass
+class CustomerScorer:
+    """Fitted models + the settings that shape decisions + what scoring needs to check input."""
+
+    models: CustomerModels
+    settings: Settings
+    unit: str
+    trained_as_of: str
+    drift_reference: dict[str, DriftReference] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def categorical_inputs(self) -> list[str]:
+        churn = self.models.churn
+        return [] if churn is None else [str(c) for c in churn.categorical_features]
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns ``score`` reads besides ``customer_id``: numeric (float64) then categorical."""
+        names = list(RFM_COLUMNS)
+        if self.models.churn is not None:
+            names += [DAILY_RENAMES.get(c, c) for c in self.models.churn.feature_names_]
+        names += [*SEGMENT_INPUTS, *LIFECYCLE_INPUTS]
+        seen: dict[str, None] = {}
+        for name in names:
+            seen.setdefault(name, None)
+        categorical = self.categorical_inputs
+        numeric = [c for c in seen if c not in categorical]
+        return [*numeric, *categorical]
+
+    def fit_drift_reference(self, scored: pd.DataFrame) -> None:
+        """Decile bins of the training population's features and scores (for PSI at scoring)."""
+        self.drift_reference = {c: DriftReference.fit(scored[c]) for c in DRIFT_COLUMNS if c in scored.columns}
+
+    def check_input(self, features: pd.DataFrame) -> None:
+        missing = [c for c in ("customer_id", *self.input_columns) if c not in features.columns]
+        if missing:
+            raise ClvInputError(
+                f"scoring input lacks column(s) {', '.join(missing)}; build it with "
+                "clv_models.scoring.customer_features (or `clv score`)"
+            )
+        declared = features.attrs.get("unit")
+        if declared is not None and declared != self.unit:
+            raise ClvInputError(
+                f"the scorer was trained in unit {self.unit!r} but the features are in {declared!r}; "
+                f"compute features with unit={self.unit!r}"
+            )
+
+    def score(self, features: pd.DataFrame, *, as_of: str | None = None, codes: bool = False) -> pd.DataFrame:
+        """Scores table (DESIGN.md §4 columns, codes or display labels) for ``features``.
+
+        ``as_of`` defaults to ``features.attrs["as_of"]``. Rows keep the input order.
+        """
+        from clv_models.valuation.labels import apply_labels
+
+        self.check_input(features)
+        table = features.copy()
+        table.attrs["unit"] = self.unit
+        values = customer_values(table, self.models, self.settings)
+        decided = assign_decisions(values, self.models, self.settings)
+        as_of = as_of or features.attrs.get("as_of")
+        if as_of is None:
+            raise ClvInputError("scoring needs the cutoff: pass as_of or features with attrs['as_of']")
+        decided["as_of"] = np.datetime64(str(as_of), "D")
+        out = decided[list(SCORE_COLUMNS)].reset_index(drop=True)
+        if not codes:
+            out = apply_labels(out, self.settings.labels.language, self.settings.labels.overrides)
+        return out

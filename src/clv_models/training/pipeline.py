@@ -1,0 +1,392 @@
+"""``clv train``: orders → validated canonical orders → features → BG/NBD + Gamma-Gamma → churn
+(Optuna) → segments, tiers, lifecycle → out-of-time evaluation → MLflow → gate → registry.
+
+One parent MLflow run (experiment ``tracking.train_experiment``) with a child run per model
+(``ltv``, ``churn`` with one grandchild per Optuna trial, ``segments``). The parent holds the
+flattened config as params, the provenance tags (:data:`TAGS`), every headline metric under its
+fixed name (:data:`HEADLINE_METRICS`; the children hold the details), the data-quality summary,
+the config file, the evaluation report, and the scorer model, registered as
+``tracking.model_name``. Aliases (:func:`decide_promotion`): ``champion`` moves to the new
+version only when the gate passes and the new version beats the current champion on
+``gate.compare_metric`` (or ``force``); otherwise the new version becomes ``challenger``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clv_models.errors import ClvInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clv_models.config import Settings
+    from clv_models.data.ingest import IngestResult
+    from clv_models.scoring.scorer import CustomerScorer
+
+TAGS = ("data_fingerprint", "cutoff", "unit", "git_commit", "package_version", "source")
+HEADLINE_METRICS = (
+    "data_rows_read",
+    "data_orders",
+    "data_customers",
+    "data_rows_quarantined",
+    "data_malformed_share",
+    "holdout_purchases_mae",
+    "holdout_purchases_rmse",
+    "holdout_purchases_aggregate_error",
+    "holdout_clv_spearman",
+    "holdout_clv_gini",
+    "holdout_clv_top_decile_capture",
+    "holdout_clv_decile_mape",
+    "gamma_gamma_frequency_monetary_corr",
+    "churn_auc",
+    "churn_pr_auc",
+    "churn_brier",
+    "churn_log_loss",
+    "churn_ece",
+    "churn_top_decile_lift",
+    "segments_silhouette",
+    "segments_k",
+    "tiers_high_value_share",
+    "pareto_top20_value_share",
+)
+
+
+@dataclass
+class GateDecision:
+    passed: bool
+    failures: list[str]
+    compare_metric: str
+    new_value: float
+    champion_version: str | None
+    champion_value: float | None
+    promoted: bool
+    alias: str
+    reason: str
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    scorer: CustomerScorer
+    metrics: dict[str, float]
+    model_name: str | None = None
+    model_version: str | None = None
+    gate: GateDecision | None = None
+    report: str = ""
+    scored: pd.DataFrame | None = field(default=None, repr=False)
+
+
+def _fingerprint(settings: Settings, ingested: IngestResult) -> str:
+    from clv_models.tracking import file_sha256
+
+    path = settings.orders.path
+    if path and Path(path).is_file():
+        return f"sha256:{file_sha256(path)}"
+    # Not a file (a database URL or query): fingerprint the canonical orders instead.
+    digest = ingested.con.execute(
+        "SELECT md5(string_agg(customer_id || '|' || order_id || '|' || CAST(order_ts AS VARCHAR) || '|' "
+        "|| CAST(amount AS VARCHAR), ',' ORDER BY customer_id, order_ts, order_id)) FROM orders"
+    ).fetchall()[0][0]
+    return f"orders-md5:{digest}"
+
+
+def _quality_metrics(report: Any) -> dict[str, float]:
+    metrics = {
+        "data_rows_read": float(report.rows_read),
+        "data_orders": float(report.orders),
+        "data_customers": float(report.customers),
+        "data_rows_quarantined": float(report.rows_quarantined),
+        "data_malformed_share": float(report.malformed_share),
+    }
+    for reason, count in report.reason_counts.items():
+        metrics[f"data_quarantined_{reason}"] = float(count)
+    return metrics
+
+
+def _fit_ltv(rfm: pd.DataFrame, penalizer: float) -> tuple[Any, Any]:
+    from clv_models.models import BetaGeoModel, GammaGammaModel
+
+    repeat = rfm[rfm["frequency"] > 0]
+    if len(repeat) < 20:
+        raise ClvInputError(
+            f"only {len(repeat)} customers bought twice or more before {rfm.attrs.get('as_of')}: too few to fit "
+            "Gamma-Gamma; train on a longer history"
+        )
+    return BetaGeoModel(penalizer=penalizer).fit(rfm), GammaGammaModel(penalizer=penalizer).fit(repeat)
+
+
+def _ltv_evaluation(
+    ingested: IngestResult, settings: Settings, cutoff: dt.date, run: Any, work: Path
+) -> dict[str, float]:
+    """Fit on orders up to cutoff − holdout_days, judge on the holdout; log into ``run``."""
+    from clv_models.evaluation.report import write_ltv_report
+    from clv_models.features.rfm import calibration_holdout
+
+    unit = settings.features.unit
+    calibration_end = cutoff - dt.timedelta(days=settings.ltv.holdout_days)
+    split = calibration_holdout(ingested, calibration_end=calibration_end, holdout_end=cutoff, unit=unit)
+    if len(split) < 50:
+        raise ClvInputError(
+            f"only {len(split)} customers bought before {calibration_end} (cutoff − ltv.holdout_days): too few to "
+            "evaluate; lower ltv.holdout_days or train on a longer history"
+        )
+    bgnbd, gamma_gamma = _fit_ltv(split, settings.ltv.penalizer)
+    files = write_ltv_report(work / "ltv", purchases=bgnbd, spend=gamma_gamma, split=split, orders=ingested)
+    metrics = files.report.metrics()
+    run.log_params({"ltv": {**settings.ltv.model_dump(), "calibration_end": calibration_end.isoformat()}})
+    run.log_params({"ltv_eval_bgnbd": bgnbd.params_, "ltv_eval_gamma_gamma": gamma_gamma.params_})
+    run.log_metrics({**metrics, "ltv_eval_customers": float(len(split))})
+    for path in [files.markdown, files.metrics, *files.plots.values()]:
+        run.log_artifact(path, "ltv")
+    return metrics
+
+
+def decide_promotion(
+    metrics: dict[str, float],
+    settings: Settings,
+    champion_value: float | None,
+    champion_version: str | None,
+    *,
+    force: bool = False,
+) -> GateDecision:
+    """Apply the gate (:class:`clv_models.config.GateSettings`) and the champion comparison."""
+    gate = settings.gate
+    failures = []
+    for name in {**gate.minimum, **gate.maximum}:
+        if name not in metrics:
+            raise ClvInputError(f"gate metric {name!r} is not a training metric; known: {', '.join(sorted(metrics))}")
+    for name, bound in gate.minimum.items():
+        value = metrics[name]
+        if not (math.isfinite(value) and value >= bound):
+            failures.append(f"{name} {value:.4g} < {bound:g}")
+    for name, bound in gate.maximum.items():
+        value = metrics[name]
+        if not (math.isfinite(value) and value <= bound):
+            failures.append(f"{name} {value:.4g} > {bound:g}")
+    if gate.compare_metric not in metrics:
+        raise ClvInputError(f"gate.compare_metric {gate.compare_metric!r} is not a training metric")
+    new_value = metrics[gate.compare_metric]
+    passed = not failures
+    if champion_value is None or not math.isfinite(champion_value):
+        beats, why = True, "no current champion"
+    else:
+        delta = (new_value - champion_value) if gate.higher_is_better else (champion_value - new_value)
+        beats = delta >= gate.min_improvement and (delta > 0 or gate.min_improvement == 0 and delta >= 0)
+        why = f"{gate.compare_metric} {new_value:.4f} vs champion v{champion_version} {champion_value:.4f}"
+    if force:
+        promoted, reason = True, "forced (--force)" + ("" if passed else f"; gate failed: {'; '.join(failures)}")
+    elif not passed:
+        promoted, reason = False, f"gate failed: {'; '.join(failures)}"
+    elif not beats:
+        promoted, reason = False, f"does not beat the champion: {why}"
+    else:
+        promoted, reason = True, f"gate passed; {why}"
+    return GateDecision(
+        passed=passed,
+        failures=failures,
+        compare_metric=gate.compare_metric,
+        new_value=new_value,
+        champion_version=champion_version,
+        champion_value=champion_value,
+        promoted=promoted,
+        alias="champion" if promoted else "challenger",
+        reason=reason,
+    )
+
+
+def _champion(tracker: Any, name: str, metric: str) -> tuple[str | None, float | None]:
+    from clv_models.tracking.registry import CHAMPION, alias_version
+
+    version = alias_version(tracker, name, CHAMPION)
+    if version is None:
+        return None, None
+    model_version = tracker.client.get_model_version(name, version)
+    run = tracker.client.get_run(model_version.run_id)
+    value = run.data.metrics.get(metric)
+    return version, (float(value) if value is not None else None)
+
+
+def train(
+    settings: Settings,
+    *,
+    config_path: str | Path | None = None,
+    force: bool = False,
+    register: bool = True,
+    progress: Callable[[str], None] | None = None,
+    tracker: Any = None,
+) -> TrainResult:
+    """Run the whole training pipeline (module docstring); returns the run and the decision."""
+    from clv_models.data.ingest import ingest
+    from clv_models.scoring.customers import CustomerModels, customer_features, customer_values
+    from clv_models.scoring.scorer import CustomerScorer
+    from clv_models.tracking import Tracker, git_commit, package_version
+    from clv_models.tracking.mlflow_tracking import flatten_params
+    from clv_models.training.churn import train_churn
+    from clv_models.training.segments import segmentation_markdown, train_segmentation
+
+    say = progress or (lambda message: None)
+    if settings.orders.path is None:
+        raise ClvInputError("no orders given: pass --orders PATH or set [orders] path in the config")
+    tracking = settings.tracking
+    tracker = tracker or Tracker(tracking.train_experiment, root=tracking.root, uri=tracking.uri)
+    say("reading orders")
+    with (
+        ingest(
+            settings.orders,
+            as_of=settings.features.as_of,
+            validation=settings.validation,
+            quarantine_path=settings.validation.quarantine,
+        ) as ingested,
+        tempfile.TemporaryDirectory(prefix="clv-train-") as tmp,
+    ):
+        work = Path(tmp)
+        report = ingested.report
+        cutoff = report.as_of or report.last_order_ts.date()
+        unit = settings.features.unit
+        tags = {
+            "data_fingerprint": _fingerprint(settings, ingested),
+            "cutoff": cutoff.isoformat(),
+            "unit": unit,
+            "git_commit": git_commit() or "unknown",
+            "package_version": package_version(),
+            "source": str(settings.orders.path),
+        }
+        with tracker.start_run(f"train-{cutoff.isoformat()}", tags=tags) as run:
+            run.log_params(flatten_params(settings.model_dump(mode="json")))
+            metrics = _quality_metrics(report)
+            run.log_dict(report.to_dict(), "data/quality.json")
+            if config_path is not None:
+                run.log_artifact(config_path, "config")
+            from clv_models.config import settings_to_toml
+
+            run.log_text(settings_to_toml(settings), "config/effective_settings.toml")
+
+            say("lifetime-value models: out-of-time evaluation")
+            with run.child("ltv") as ltv_run, warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                metrics.update(_ltv_evaluation(ingested, settings, cutoff, ltv_run, work))
+                ltv_run.set_tags({"warnings": "; ".join(sorted({str(w.message) for w in caught}))[:5000]})
+
+            say(f"churn classifier: {settings.churn.n_trials} Optuna trials")
+            with run.child("churn") as churn_run:
+                churn = train_churn(
+                    ingested, settings.churn, run=churn_run, trial_callbacks=(tracker.optuna_callback(churn_run),)
+                )
+            metrics.update({k: v for k, v in churn.metrics.items() if not k.startswith("churn_baseline_")})
+            metrics.update({k: v for k, v in churn.metrics.items() if k.startswith("churn_baseline_")})
+
+            say("features at the cutoff and production fits")
+            features = customer_features(ingested, as_of=cutoff, unit=unit, window_days=settings.churn.window_days)
+            rfm = features[["frequency", "recency", "T", "monetary_value"]]
+            rfm.attrs["unit"] = unit
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                bgnbd, gamma_gamma = _fit_ltv(rfm, settings.ltv.penalizer)
+            run.log_params({"bgnbd": bgnbd.params_, "gamma_gamma": gamma_gamma.params_})
+            models = CustomerModels(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.model)
+            values = customer_values(features, models, settings)
+
+            say("segments, tiers, lifecycle, actions")
+            with run.child("segments") as segments_run:
+                segmentation = train_segmentation(values, settings, models, run=segments_run)
+            metrics.update(segmentation.metrics)
+
+            scorer = CustomerScorer(
+                models=models,
+                settings=settings,
+                unit=unit,
+                trained_as_of=cutoff.isoformat(),
+                metadata={**tags, "run_id": run.run_id, "customers": len(values)},
+            )
+            scorer.fit_drift_reference(segmentation.table)
+            run.log_metrics(metrics)
+            text = _report(settings, report, metrics, churn, segmentation_markdown(segmentation, settings), tags)
+            run.log_text(text, "evaluation_report.md")
+            result = TrainResult(
+                run_id=run.run_id,
+                experiment_id=tracker.experiment_id,
+                tracking_uri=tracker.uri,
+                scorer=scorer,
+                metrics=metrics,
+                report=text,
+                scored=segmentation.table,
+            )
+            if register:
+                say("registering the scorer")
+                result = _register(result, tracker, settings, features, force=force, run=run)
+        return result
+
+
+def _register(
+    result: TrainResult, tracker: Any, settings: Settings, features: pd.DataFrame, *, force: bool, run: Any
+) -> TrainResult:
+    from clv_models.tracking.registry import log_and_register, set_alias
+
+    name = settings.tracking.model_name
+    champion_version, champion_value = _champion(tracker, name, settings.gate.compare_metric)
+    decision = decide_promotion(result.metrics, settings, champion_value, champion_version, force=force)
+    registered = log_and_register(tracker, result.run_id, result.scorer, features.head(5), name)
+    set_alias(tracker, name, decision.alias, registered.version)
+    run.set_tags(
+        {
+            "gate_passed": str(decision.passed).lower(),
+            "gate_failures": "; ".join(decision.failures) or "none",
+            "promotion": decision.reason,
+            "model_alias": decision.alias,
+            "model_version": registered.version,
+        }
+    )
+    run.log_metrics({"gate_passed": float(decision.passed)})
+    result.model_name, result.model_version, result.gate = name, registered.version, decision
+    return result
+
+
+def _report(
+    settings: Settings, quality: Any, metrics: dict[str, float], churn: Any, segments_md: str, tags: dict[str, str]
+) -> str:
+    from clv_models.training.churn import comparison_markdown
+
+    def fmt(name: str) -> str:
+        value = metrics.get(name, float("nan"))
+        return f"| {name} | {value:.4f} |"
+
+    lines = [
+        "# clv train: evaluation report",
+        "",
+        f"Source {tags['source']} ({tags['data_fingerprint']}), cutoff {tags['cutoff']}, unit {tags['unit']}, "
+        f"clv_models {tags['package_version']}, commit {tags['git_commit']}.",
+        "",
+        "## Data quality",
+        "",
+        f"{quality.rows_read:,} rows read, {quality.orders:,} orders of {quality.customers:,} customers kept; "
+        f"{quality.rows_quarantined:,} rows quarantined ({quality.reason_summary()}); malformed share "
+        f"{quality.malformed_share:.2%}.",
+        "",
+        f"## Lifetime value: out of time ({settings.ltv.holdout_days}-day holdout)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(fmt(name) for name in HEADLINE_METRICS if name.startswith(("holdout_", "gamma_gamma"))),
+        "",
+        f"## Churn ({settings.churn.window_days}-day window): model vs baselines on the test snapshot",
+        "",
+        comparison_markdown(churn.comparison),
+        "",
+        segments_md.replace("# Segments, value tiers, lifecycle and next best action", "## Segments and tiers"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def metrics_json(result: TrainResult) -> str:
+    return json.dumps(result.metrics, indent=2, sort_keys=True)
