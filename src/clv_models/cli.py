@@ -149,9 +149,7 @@ def _print_quality(report: Any) -> None:
     from clv_models.data.quality import MALFORMED_REASONS, REASON_DESCRIPTIONS
 
     out.print(f"[bold]Data quality[/bold]  {report.source}")
-    out.print(
-        f"  rows read {report.rows_read:,}  ·  orders kept {report.orders:,}  ·  customers {report.customers:,}"
-    )
+    out.print(f"  rows read {report.rows_read:,}  ·  orders kept {report.orders:,}  ·  customers {report.customers:,}")
     if report.first_order_ts is not None:
         out.print(f"  orders from {report.first_order_ts} to {report.last_order_ts}")
     out.print(
@@ -302,10 +300,237 @@ def features(
             _print_summary(
                 result.con,
                 features_sql,
-                f"RFM summary at {cutoff} (end of day), unit {chosen.unit} ({unit_name}): "
-                f"{customers:,} customers",
+                f"RFM summary at {cutoff} (end of day), unit {chosen.unit} ({unit_name}): {customers:,} customers",
             )
         out.print(f"features written to {written}")
+
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/scorer or an exported model dir."),
+]
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    # One line per trial is noise on a terminal; every trial is an MLflow run anyway.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _print_train(result: Any) -> None:
+    from clv_models.training.pipeline import HEADLINE_METRICS
+
+    table = Table(title="Headline metrics (out of time)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in HEADLINE_METRICS:
+        if name in result.metrics and not name.startswith("data_"):
+            table.add_row(name, f"{result.metrics[name]:.4f}")
+    out.print(table)
+    if result.gate is not None:
+        gate = result.gate
+        out.print(
+            f"{gate.reason}\n"
+            f"registered {result.model_name} version {result.model_version} as @{gate.alias}",
+            markup=False,
+        )
+    out.print(
+        f"MLflow run {result.run_id} (experiment {result.experiment_id}) in {result.tracking_uri}\n"
+        "open the UI with: clv ui",
+        markup=False,
+    )
+
+
+def _run_training(settings: Settings, config: Path | None, force: bool) -> Any:
+    from clv_models.training.pipeline import train
+
+    _quiet_optuna()
+    status = err.status("training")
+    with status:
+        return train(settings, config_path=config, force=force, progress=lambda m: status.update(m))
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    orders: OrdersOpt = None,
+    columns: ColumnsOpt = None,
+    as_of: AsOfOpt = None,
+    quarantine: QuarantineOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    timestamp_format: TsFormatOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Make the new model the champion even if the gate or comparison fails.")
+    ] = False,
+) -> None:
+    """Train BG/NBD, Gamma-Gamma, churn, segments and tiers; track in MLflow; gate; register."""
+    with _user_errors():
+        settings = _build_settings(
+            config,
+            set_,
+            columns,
+            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
+        )
+        result = _run_training(settings, config, force)
+        _print_train(result)
+
+
+def _run_scoring(settings: Settings, model: str | None, out_path: Path | None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from clv_models.scoring.job import score
+
+    with Progress(
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("score", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return score(settings, model_uri=model, out=out_path, progress=advance)
+
+
+_NATURAL_ORDER = ("high", "medium", "low", "core", "potential", "new", "at_risk", "sleeping", "lost", "growing",
+                  "mature", "churned")  # fmt: skip
+
+
+def _print_score(result: Any) -> None:
+    out.print(
+        f"scored {result.customers:,} customers at {result.as_of} with {result.model_uri}"
+        f"{f' (version {result.model_version})' if result.model_version else ''} → {result.out}",
+        markup=False,
+    )
+    for column in ("value_tier", "churn_risk", "segment", "lifecycle_stage"):
+        shares = result.distributions.get(column, {})
+        ordered = [code for code in _NATURAL_ORDER if code in shares] + sorted(set(shares) - set(_NATURAL_ORDER))
+        out.print(f"  {column}: " + ", ".join(f"{code} {shares[code]:.1%}" for code in ordered), markup=False)
+    for warning in result.drift_warnings:
+        err.print(f"warning: drift against training: {warning}", markup=False, highlight=False)
+    if result.run_id:
+        out.print(f"MLflow scoring run {result.run_id}", markup=False)
+
+
+@app.command()
+def score(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    orders: OrdersOpt = None,
+    columns: ColumnsOpt = None,
+    as_of: AsOfOpt = None,
+    model: ModelOpt = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Scores file: .parquet or .csv.")] = None,
+    quarantine: QuarantineOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    timestamp_format: TsFormatOpt = None,
+) -> None:
+    """Score every customer with a registered (or exported) scorer; write the scores atomically."""
+    with _user_errors():
+        settings = _build_settings(
+            config,
+            set_,
+            columns,
+            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
+        )
+        result = _run_scoring(settings, model, out_path)
+        _print_score(result)
+
+
+@app.command()
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="Directory to write the MLflow model to.")] = Path(
+        "models/clv-customer-scorer"
+    ),
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write a registered scorer as a self-contained MLflow model directory."""
+    from clv_models.tracking.mlflow_tracking import tracking_uri
+    from clv_models.tracking.registry import export_scorer
+
+    with _user_errors():
+        settings = _build_settings(config, set_)
+        uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
+        written = export_scorer(model or settings.scoring.model, out_path, tracking_uri=uri)
+        out.print(f"model written to {written}; score with: clv score --model {written}", markup=False)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 on the project's tracking store."""
+    import subprocess
+
+    from clv_models.tracking.mlflow_tracking import tracking_uri
+
+    with _user_errors():
+        settings = _build_settings(config, set_)
+        uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
+        out.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)", markup=False)
+        command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", "1"]  # fmt: skip
+        try:
+            raise typer.Exit(subprocess.call(command))
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
+
+
+@app.command()
+def demo(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training config.")] = Path("pipelines/train.toml"),
+    score_config: Annotated[Path, typer.Option("--score-config", help="Scoring config.")] = Path(
+        "pipelines/score.toml"
+    ),
+    set_: SetOpt = None,
+) -> None:
+    """Train, register and score end to end on the demo data; print where everything landed."""
+    import time
+
+    with _user_errors():
+        started = time.perf_counter()
+        settings = _build_settings(config, set_)
+        out.print(f"[bold]1/2 clv train --config {config}[/bold]")
+        trained = _run_training(settings, config, force=False)
+        _print_train(trained)
+        scoring = _build_settings(score_config, set_)
+        model = f"models:/{trained.model_name}/{trained.model_version}"
+        out.print(f"[bold]2/2 clv score --config {score_config} --model {model}[/bold]")
+        scored = _run_scoring(scoring, model, None)
+        _print_score(scored)
+        _print_scores_sample(scored.out)
+        out.print(
+            f"done in {time.perf_counter() - started:.0f} s. Scores: {scored.out}; quarantine: "
+            f"{trained.quarantine_path}; MLflow store: {trained.tracking_uri} (clv ui)",
+            markup=False,
+        )
+
+
+def _print_scores_sample(path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
+    sample = frame.sort_values("clv_h", ascending=False).iloc[[0, len(frame) // 10, len(frame) // 2, -1]]
+    table = Table(title="Scores (best, 10th percentile, median, last by CLV)", title_justify="left")
+    columns = ["customer_id", "clv_h", "p_alive", "churn_probability", "value_tier", "churn_risk", "segment",
+               "lifecycle_stage", "next_best_action"]  # fmt: skip
+    for name in columns:
+        table.add_column(name, justify="right" if name in ("clv_h", "p_alive", "churn_probability") else "left")
+    for row in sample[columns].itertuples(index=False):
+        table.add_row(*(f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row))
+    out.print(table)
 
 
 @config_app.command("show")

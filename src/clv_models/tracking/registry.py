@@ -14,8 +14,13 @@ with :meth:`MlflowClient.create_model_version`. Loading resolves ``models:/name@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +52,29 @@ RUNTIME_DISTRIBUTIONS = (
     "pydantic",
     "duckdb",
 )
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's advice and progress bars for one call (restored afterwards): it warns about
+    type hints and cloudpickle on every save and load, which users cannot act on."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    progress = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    logger.setLevel(logging.ERROR)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"mlflow\..*")
+            # Raised when our PythonModel subclass is defined (MLflow inspects predict's hints).
+            warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+        if progress is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = progress
 
 
 def _python_model() -> Any:
@@ -94,7 +122,7 @@ def save_scorer(scorer: CustomerScorer, path: str | Path, example: pd.DataFrame)
     example = signature_frame(scorer, example)
     output = scorer.score(example, as_of=scorer.trained_as_of)
     signature = infer_signature(example, output, params={"as_of": scorer.trained_as_of, "codes": False})
-    with tempfile.TemporaryDirectory(prefix="clv-scorer-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="clv-scorer-") as tmp, _quiet_mlflow():
         pickled = Path(tmp) / SCORER_FILE
         joblib.dump(scorer, pickled)
         mlflow.pyfunc.save_model(
@@ -190,31 +218,43 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
 
     local = Path(uri)
     version: str | None = None
-    try:
-        if local.is_dir():
-            if not (local / "MLmodel").is_file():
-                raise ClvInputError(f"{uri}: not an MLflow model directory (no MLmodel file); pass an exported model")
-            path = local
-            info = local / EXPORT_INFO
-            if info.is_file():
-                version = json.loads(info.read_text(encoding="utf-8")).get("version")
-        elif "://" in uri or uri.startswith("models:/") or uri.startswith("runs:/"):
-            source = uri
-            if uri.startswith("models:/"):
-                version, source = _resolve_registered(uri, tracking_uri)
-            target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="clv-model-"))
-            path = Path(download_artifacts(artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri))
-        else:
-            raise ClvInputError(f"{uri}: no such model directory; pass models:/NAME@ALIAS or an exported model path")
-        model = mlflow.pyfunc.load_model(str(path))
-    except MlflowException as exc:
-        message = str(exc).splitlines()[0]
-        raise ClvInputError(
-            f"model {uri!r} could not be loaded from {tracking_uri}: {message}; check the name and alias "
-            "(`clv train` registers clv-customer-scorer@champion)"
-        ) from None
+    with _quiet_mlflow():
+        try:
+            if local.is_dir():
+                if not (local / "MLmodel").is_file():
+                    raise ClvInputError(
+                        f"{uri}: not an MLflow model directory (no MLmodel file); pass an exported model"
+                    )
+                path = local
+                info = local / EXPORT_INFO
+                if info.is_file():
+                    version = json.loads(info.read_text(encoding="utf-8")).get("version")
+            elif "://" in uri or uri.startswith("models:/") or uri.startswith("runs:/"):
+                source = uri
+                if uri.startswith("models:/"):
+                    version, source = _resolve_registered(uri, tracking_uri)
+                target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="clv-model-"))
+                path = Path(download_artifacts(artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri))
+            else:
+                raise ClvInputError(
+                    f"{uri}: no such model directory; pass models:/NAME@ALIAS or an exported model path"
+                )
+            model = mlflow.pyfunc.load_model(str(path))
+        except MlflowException as exc:
+            message = str(exc).splitlines()[0]
+            raise ClvInputError(
+                f"model {uri!r} could not be loaded from {tracking_uri}: {message}; check the name and alias "
+                "(`clv train` registers clv-customer-scorer@champion)"
+            ) from None
     scorer = model.unwrap_python_model().scorer
-    return LoadedScorer(pyfunc=model, scorer=scorer, uri=uri, version=version)
+    loaded = LoadedScorer(pyfunc=model, scorer=scorer, uri=uri, version=version)
+    if dst is None and not local.is_dir():
+        import shutil
+        import weakref
+
+        # The downloaded copy lives as long as the loaded model.
+        weakref.finalize(loaded, shutil.rmtree, str(target), True)
+    return loaded
 
 
 def export_scorer(uri: str, out: str | Path, *, tracking_uri: str) -> Path:

@@ -85,6 +85,7 @@ class TrainResult:
     gate: GateDecision | None = None
     report: str = ""
     scored: pd.DataFrame | None = field(default=None, repr=False)
+    quarantine_path: str | None = None
 
 
 def _fingerprint(settings: Settings, ingested: IngestResult) -> str:
@@ -321,6 +322,7 @@ def train(
                 metrics=metrics,
                 report=text,
                 scored=segmentation.table,
+                quarantine_path=report.quarantine_path,
             )
             if register:
                 say("registering the scorer")
