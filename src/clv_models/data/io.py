@@ -33,6 +33,38 @@ def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_sibling(path: Path) -> Path:
+    """A hidden sibling for a long write, named with this process id so a later run can tell a
+    crashed writer's leftover (dead pid) from a live one."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete partial siblings of ``path`` left by writers that no longer run (e.g. SIGKILL)."""
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.*{PARTIAL_SUFFIX}"):
+        pid_text = candidate.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def atomic_target(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write to; on success fsync it and rename it over

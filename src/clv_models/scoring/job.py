@@ -7,9 +7,10 @@
 4. For each chunk of ``scoring.chunk_customers`` customers (ordered by ``customer_id``): the
    point-in-time features in DuckDB, the pyfunc model's ``predict``, provenance columns, and
    one Parquet row group (or CSV block) appended to a temporary file.
-5. Rename the temporary file over ``out`` (a killed job leaves the previous output intact and
-   no partial file), and log a scoring run: counts, tier/risk/segment/stage shares, and the
-   population stability index of features and scores against training.
+5. Rename the temporary file over ``out`` (a killed job leaves the previous output intact; its
+   hidden ``.<name>.<pid>.<id>.partial`` sibling is deleted by the next run), and log a scoring
+   run: counts, tier/risk/segment/stage shares, and the population stability index of features
+   and scores against training.
 
 Deterministic: the same orders, cutoff, model and ``scored_at`` give byte-identical output.
 ``scored_at`` defaults to the current second (UTC); ``SOURCE_DATE_EPOCH`` (the reproducible-builds
@@ -79,12 +80,13 @@ class _Writer:
     """Appends chunks to a temporary sibling of ``path``; ``commit`` renames it over ``path``."""
 
     def __init__(self, path: Path) -> None:
-        from clv_models.data.io import _temporary_sibling
+        from clv_models.data.io import partial_sibling, remove_stale_partials
 
         self.path = path
         self.format = _output_format(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _temporary_sibling(path)
+        remove_stale_partials(path)  # leftovers of killed runs
+        self.tmp = partial_sibling(path)
         self._parquet: Any = None
         self._csv: Any = None
 
@@ -177,7 +179,7 @@ def score(
     uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
     loaded = load_scorer(model_uri, tracking_uri=uri)
     scorer = loaded.scorer
-    if settings.features.unit != scorer.unit and "features.unit" in settings.model_fields_set:
+    if settings.features.unit != scorer.unit and "unit" in settings.features.model_fields_set:
         raise ClvInputError(
             f"model {model_uri} was trained in unit {scorer.unit!r} but features.unit is {settings.features.unit!r}; "
             f"drop the override or train a {settings.features.unit!r} model"
@@ -218,14 +220,7 @@ def score(
             for chunk in range(chunks):
                 features = _chunk_features(ingested, chunk, rfm, btyd, as_of, scorer, window_days)
                 frame = signature_frame(scorer, features)
-                try:
-                    codes = loaded.pyfunc.predict(frame, params={"as_of": as_of.isoformat(), "codes": True})
-                except Exception as exc:  # noqa: BLE001 - MLflow's schema errors are user errors here
-                    if type(exc).__name__ == "MlflowException":
-                        raise ClvInputError(
-                            f"scoring input does not match model {model_uri}: {str(exc).splitlines()[0]}"
-                        ) from None
-                    raise
+                codes = loaded.predict_codes(frame, as_of=as_of.isoformat())
                 for column, counter in counts.items():
                     counter.update(codes[column].tolist())
                 for name, reference in scorer.drift_reference.items():

@@ -66,8 +66,6 @@ def _quiet_mlflow() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=r"mlflow\..*")
-            # Raised when our PythonModel subclass is defined (MLflow inspects predict's hints).
-            warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
             yield
     finally:
         logger.setLevel(level)
@@ -187,6 +185,16 @@ class LoadedScorer:
     scorer: CustomerScorer
     uri: str
     version: str | None
+
+    def predict_codes(self, frame: pd.DataFrame, *, as_of: str) -> pd.DataFrame:
+        """The pyfunc model's scores (codes) through MLflow's signature enforcement; input that
+        does not match (a missing column, text in a numeric column) is a one-line error."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.pyfunc.predict(frame, params={"as_of": as_of, "codes": True})
+        except MlflowException as exc:
+            raise ClvInputError(f"scoring input does not match model {self.uri}: {str(exc).splitlines()[0]}") from None
 
 
 def _resolve_registered(uri: str, tracker_uri: str) -> tuple[str, str]:

@@ -1,0 +1,259 @@
+"""`clv train` → registry → `clv score` end to end on Online Retail, in a temporary MLflow store:
+the parent/child runs and documented metrics, the champion/challenger alias flow, chunked scoring
+equal to unchunked, byte-identical reruns, export and a fresh-process load, a scoring job killed
+mid-write, and the bad-input errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv_models.config import Settings, load_settings, settings_to_toml
+from clv_models.data.ingest import ingest
+from clv_models.errors import ClvInputError
+from clv_models.scoring import customer_features
+from clv_models.scoring.job import score
+from clv_models.scoring.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
+from clv_models.training.pipeline import HEADLINE_METRICS, decide_promotion, train
+from tests.test_cli import assert_user_error, clv
+
+COLUMNS = {
+    "customer_id": "CustomerID",
+    "order_id": "InvoiceNo",
+    "order_ts": "InvoiceDate",
+    "quantity": "Quantity",
+    "unit_price": "UnitPrice",
+    "country": "Country",
+    "amount": None,
+}
+STAMP = pd.Timestamp("2026-01-02 03:04:05").to_pydatetime()
+
+
+def make_settings(orders: Path, root: Path, *extra: str) -> Settings:
+    return load_settings(
+        None,
+        [
+            f'orders.path="{orders}"',
+            "churn.n_trials=1",
+            "churn.n_folds=2",
+            "churn.train_cutoffs=2",
+            "churn.max_rounds=100",
+            "segments.n_init=3",
+            f'tracking.root="{root}"',
+            f'validation.quarantine="{root}/quarantine/{{source}}.parquet"',
+            "scoring.chunk_customers=1000",
+            f'scoring.out="{root}/scores.parquet"',
+            *extra,
+        ],
+        {"orders.columns": COLUMNS},
+    )
+
+
+@pytest.fixture(scope="module")
+def store(online_retail_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    root = tmp_path_factory.mktemp("store")
+    first = train(make_settings(online_retail_path, root))
+    failing = train(make_settings(online_retail_path, root, "gate.minimum={churn_auc=0.99}"))
+    forced = train(make_settings(online_retail_path, root, "gate.minimum={churn_auc=0.99}"), force=True)
+    return {"root": root, "orders": online_retail_path, "runs": [first, failing, forced]}
+
+
+def test_parent_run_children_tags_and_metrics(store: dict) -> None:
+    from clv_models.tracking import Tracker
+
+    first = store["runs"][0]
+    tracker = Tracker("clv-train", root=store["root"])
+    parent = tracker.client.get_run(first.run_id)
+    for name in HEADLINE_METRICS:
+        assert name in parent.data.metrics, name
+    assert parent.data.metrics["churn_auc"] == pytest.approx(first.metrics["churn_auc"])
+    tags = parent.data.tags
+    assert tags["cutoff"] == "2011-12-09" and tags["unit"] == "D"
+    expected = hashlib.sha256(Path(store["orders"]).read_bytes()).hexdigest()
+    assert tags["data_fingerprint"] == f"sha256:{expected}"
+    assert tags["package_version"] and tags["git_commit"]
+    assert parent.data.params["churn.n_trials"] == "1" and parent.data.params["tiers.high_share"] == "0.2"
+    children = tracker.client.search_runs(
+        [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'"
+    )
+    assert {run.info.run_name for run in children} == {"ltv", "churn", "segments"}
+    churn_run = next(run for run in children if run.info.run_name == "churn")
+    trials = tracker.client.search_runs(
+        [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{churn_run.info.run_id}'"
+    )
+    assert [run.info.run_name for run in trials] == ["trial-0000"]
+    artifacts = {f.path for f in tracker.client.list_artifacts(first.run_id)}
+    assert {"evaluation_report.md", "data", "config", "scorer"} <= artifacts
+    ltv_run = next(r for r in children if r.info.run_name == "ltv").info.run_id
+    ltv = {f.path for f in tracker.client.list_artifacts(ltv_run, "ltv")}
+    assert "ltv/calibration_vs_holdout.png" in ltv and "ltv/probability_alive_matrix.png" in ltv
+    report = (Path(tracker.client.download_artifacts(first.run_id, "evaluation_report.md"))).read_text()
+    assert "## Data quality" in report and "## Churn" in report and "## Segments and tiers" in report
+
+
+def test_alias_flow(store: dict) -> None:
+    from clv_models.tracking import Tracker
+
+    first, failing, forced = store["runs"]
+    assert first.gate.promoted and first.gate.alias == "champion" and first.model_version == "1"
+    assert not failing.gate.passed and not failing.gate.promoted and failing.gate.alias == "challenger"
+    assert "churn_auc" in failing.gate.failures[0]
+    assert forced.gate.promoted and not forced.gate.passed and forced.model_version == "3"
+    client = Tracker("clv-train", root=store["root"]).client
+    model = client.get_registered_model("clv-customer-scorer")
+    assert model.aliases == {"champion": 3, "challenger": 2}
+
+
+def test_promotion_rules() -> None:
+    settings = load_settings(None, ['gate.minimum={churn_auc=0.7}', 'gate.maximum={churn_ece=0.1}'])
+    good = {"churn_auc": 0.80, "churn_ece": 0.05}
+    assert decide_promotion(good, settings, None, None).alias == "champion"
+    assert decide_promotion(good, settings, 0.79, "4").alias == "champion"
+    beaten = decide_promotion(good, settings, 0.81, "4")
+    assert beaten.alias == "challenger" and "does not beat the champion" in beaten.reason
+    assert decide_promotion(good, settings, 0.81, "4", force=True).alias == "champion"
+    bad = decide_promotion({"churn_auc": 0.80, "churn_ece": 0.2}, settings, None, None)
+    assert bad.alias == "challenger" and bad.failures == ["churn_ece 0.2 > 0.1"]
+    nan = decide_promotion({"churn_auc": float("nan"), "churn_ece": 0.05}, settings, None, None)
+    assert not nan.passed
+    lower = load_settings(None, ["gate.compare_metric=churn_ece", "gate.higher_is_better=false", "gate.minimum={}",
+                                 "gate.maximum={}", "gate.min_improvement=0.01"])  # fmt: skip
+    assert decide_promotion(good, lower, 0.07, "1").alias == "champion"
+    assert decide_promotion(good, lower, 0.055, "1").alias == "challenger"
+    with pytest.raises(ClvInputError, match="gate metric 'churn_aucc' is not a training metric"):
+        decide_promotion(good, load_settings(None, ["gate.minimum={churn_aucc=0.7}"]), None, None)
+
+
+@pytest.fixture(scope="module")
+def scored(store: dict) -> dict:
+    settings = make_settings(store["orders"], store["root"])
+    result = score(settings, scored_at=STAMP)
+    return {"settings": settings, "result": result, "bytes": result.out.read_bytes()}
+
+
+def test_scores_table_matches_the_scorer_on_all_customers_at_once(store: dict, scored: dict) -> None:
+    result = scored["result"]
+    assert result.chunks == 5 and result.model_version == "3"
+    table = pd.read_parquet(result.out)
+    assert list(table.columns) == [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
+    assert table["customer_id"].is_monotonic_increasing and table["customer_id"].is_unique
+    assert (table["model_uri"] == "models:/clv-customer-scorer@champion").all()
+    assert (table["scored_at"] == pd.Timestamp(STAMP)).all()
+    scorer = store["runs"][2].scorer
+    with ingest(scored["settings"].orders) as ingested:
+        features = customer_features(ingested, unit=scorer.unit)
+        customers = ingested.report.customers
+    assert len(table) == customers
+    direct = scorer.score(features)
+    pd.testing.assert_frame_equal(table[list(SCORE_COLUMNS)], direct, check_exact=True, check_dtype=False)
+    # Same data as training: the population is unchanged.
+    assert max(result.psi.values()) < 1e-9 and not result.drift_warnings
+    assert result.distributions["value_tier"]["high"] == pytest.approx(0.2, abs=0.002)
+
+
+def test_rescoring_is_byte_identical(scored: dict) -> None:
+    again = score(scored["settings"], scored_at=STAMP, log_run=False)
+    assert again.out.read_bytes() == scored["bytes"]
+
+
+def test_export_and_fresh_process_load(store: dict, scored: dict, tmp_path: Path) -> None:
+    from clv_models.tracking.mlflow_tracking import tracking_uri
+    from clv_models.tracking.registry import export_scorer
+
+    exported = export_scorer("models:/clv-customer-scorer@champion", tmp_path / "model",
+                             tracking_uri=tracking_uri(store["root"]))  # fmt: skip
+    assert (exported / "MLmodel").is_file() and (exported / "code" / "clv_models" / "__init__.py").is_file()
+    # Score from the exported directory with an empty tracking store: no registry needed.
+    settings = make_settings(store["orders"], tmp_path / "elsewhere")
+    result = score(settings, model_uri=str(exported), out=tmp_path / "scores.parquet", scored_at=STAMP)
+    assert result.model_version == "3"
+    original = pd.read_parquet(scored["result"].out).drop(columns="model_uri")
+    pd.testing.assert_frame_equal(pd.read_parquet(result.out).drop(columns="model_uri"), original)
+    # A fresh interpreter loads the model with plain mlflow and scores the input example.
+    code = textwrap.dedent(f"""
+        import json, mlflow.pyfunc
+        from mlflow.models import Model
+        model = mlflow.pyfunc.load_model({str(exported)!r})
+        frame = Model.load({str(exported)!r}).load_input_example({str(exported)!r})
+        scores = model.predict(frame, params={{"as_of": "2011-12-09"}})
+        print(json.dumps({{"rows": len(scores), "tiers": sorted(set(scores["value_tier"]))}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"rows": 5' in done.stdout
+
+
+def test_killed_scoring_job_leaves_the_previous_output(store: dict, scored: dict, tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    previous = b"previous scores"
+    out.write_bytes(previous)
+    settings = make_settings(store["orders"], store["root"])
+    config = tmp_path / "score.toml"
+    config.write_text(settings_to_toml(settings))
+    script = textwrap.dedent(f"""
+        import os, signal
+        from clv_models.config import load_settings
+        from clv_models.scoring.job import score
+
+        def progress(done, total):
+            if done == 3:  # three of five chunks written: die without any cleanup
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        score(load_settings({str(config)!r}), out={str(out)!r}, progress=progress, log_run=False)
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert out.read_bytes() == previous
+    leftovers = list(tmp_path.glob(".scores.parquet.*.partial"))
+    assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0  # it really died mid-write
+    # The next run replaces the output and removes the dead writer's partial file.
+    result = score(settings, out=out, scored_at=STAMP, log_run=False)
+    assert result.customers > 0 and out.read_bytes() == scored["bytes"]
+    assert not list(tmp_path.glob(".scores.parquet.*"))
+
+
+def test_bad_input_is_one_line_and_nonzero(store: dict, tmp_path: Path) -> None:
+    root = str(store["root"])
+    orders = str(store["orders"])
+    columns = ",".join(f"{k}={v}" for k, v in COLUMNS.items() if v)
+    quarantine = f'validation.quarantine="{tmp_path}/q.parquet"'
+    common = ["--orders", orders, "--columns", columns, "--set", f'tracking.root="{root}"',
+              "--set", quarantine, "--out", str(tmp_path / "s.parquet")]  # fmt: skip
+    assert_user_error(clv("score", *common, "--model", "models:/clv-customer-scorer@nope", cwd=tmp_path), 2,
+                      "could not be loaded", "nope")  # fmt: skip
+    assert_user_error(clv("score", *common, "--model", "models:/no-such-model@champion", cwd=tmp_path), 2,
+                      "no-such-model")  # fmt: skip
+    assert_user_error(clv("score", *common, "--model", str(tmp_path / "missing-dir"), cwd=tmp_path), 2,
+                      "no such model directory")  # fmt: skip
+    assert_user_error(clv("score", *common, "--set", "features.unit=W", cwd=tmp_path), 2,
+                      "trained in unit 'D'")  # fmt: skip
+    assert_user_error(clv("score", *common, "--as-of", "2009-01-01", cwd=tmp_path), 2, "no usable orders")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("CustomerID,InvoiceDate,Quantity\n1,2011-01-01,2\n")
+    assert_user_error(clv("score", *common[2:], "--orders", str(broken), "--columns", columns, cwd=tmp_path), 2,
+                      "broken.csv", "InvoiceNo")  # fmt: skip
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def test_text_in_a_numeric_column_is_rejected_by_the_signature(store: dict, scored: dict) -> None:
+    from clv_models.tracking.mlflow_tracking import tracking_uri
+    from clv_models.tracking.registry import load_scorer, signature_frame
+
+    loaded = load_scorer("models:/clv-customer-scorer/1", tracking_uri=tracking_uri(store["root"]))
+    with ingest(scored["settings"].orders) as ingested:
+        features = customer_features(ingested).head(20)
+    frame = signature_frame(loaded.scorer, features)
+    assert len(loaded.predict_codes(frame, as_of="2011-12-09")) == 20
+    frame["frequency"] = frame["frequency"].astype(str) + "x"
+    with pytest.raises(ClvInputError, match="does not match model models:/clv-customer-scorer/1"):
+        loaded.predict_codes(frame, as_of="2011-12-09")
+    assert np.isfinite(scored["result"].psi["clv_h"])
