@@ -1,5 +1,5 @@
 # Two entry points, each creating its own virtual environment on a fresh machine:
-#   make demo   - ingest the shared Online Retail data, print its quality report and RFM summary
+#   make demo   - train, register and score end to end on the shared Online Retail data (clv demo)
 #   make test   - run the whole test suite (what CI runs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -14,8 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/clv validate --config pipelines/demo.toml --orders-out out/orders_online_retail.parquet
-	$(BIN)/clv features --config pipelines/demo.toml --out out/rfm_online_retail.parquet
+	$(BIN)/clv demo --config pipelines/train.toml --score-config pipelines/score.toml
 
 # pytest exits 5 when it collected no test: treat that as a failure, not as green.
 test: $(BIN)/.installed
@@ -25,6 +24,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_rfm.py
 	$(BIN)/python benchmarks/bench_ltv.py
+	$(BIN)/python benchmarks/bench_score.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis
