@@ -257,3 +257,36 @@ def test_text_in_a_numeric_column_is_rejected_by_the_signature(store: dict, scor
     with pytest.raises(ClvInputError, match="does not match model models:/clv-customer-scorer/1"):
         loaded.predict_codes(frame, as_of="2011-12-09")
     assert np.isfinite(scored["result"].psi["clv_h"])
+
+
+def test_drift_against_training_is_measured_and_warned(store: dict, tmp_path: Path) -> None:
+    from clv_models.tracking import Tracker
+
+    # Six months earlier the base is younger and smaller: tenure and recency shift a lot.
+    settings = make_settings(store["orders"], store["root"], "features.as_of=2011-06-30")
+    result = score(settings, out=tmp_path / "early.parquet", scored_at=STAMP)
+    assert result.as_of.isoformat() == "2011-06-30"
+    assert result.psi["T"] > 0.2 and any(w.startswith("T: PSI") for w in result.drift_warnings)
+    run = Tracker("clv-score", root=store["root"]).client.get_run(result.run_id)
+    assert run.data.metrics["psi_T"] == pytest.approx(result.psi["T"])
+    assert run.data.metrics["scored_customers"] == result.customers
+    assert "T: PSI" in run.data.tags["drift_warnings"]
+
+
+def test_cli_train_export_score(online_retail_path: Path, tmp_path: Path) -> None:
+    settings = make_settings(online_retail_path, tmp_path / "store")
+    config = tmp_path / "run.toml"
+    config.write_text(settings_to_toml(settings))
+    trained = clv("train", "--config", str(config), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "registered clv-customer-scorer version 1 as @champion" in trained.stdout
+    assert "churn_auc" in trained.stdout and "Traceback" not in trained.stderr
+    exported = clv("export", "--config", str(config), "--out", str(tmp_path / "model"), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    scored = clv("score", "--config", str(config), "--model", str(tmp_path / "model"), "--out",
+                 str(tmp_path / "scores.csv"), cwd=tmp_path)  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert "scored 4,324 customers at 2011-12-09" in scored.stdout
+    table = pd.read_csv(tmp_path / "scores.csv", dtype={"customer_id": str})
+    assert len(table) == 4324 and set(table["value_tier"]) == {"high", "medium", "low"}
+    assert (table["model_version"] == 1).all()
