@@ -137,6 +137,9 @@ def worker_lifetimes(orders: Path, model_dir: Path, out: Path) -> dict[str, Any]
 
 
 def run_worker_mode(args: argparse.Namespace) -> None:
+    if args.worker == "prepare":
+        prepare_model(Path(args.orders), Path(args.model_dir), args.trials)
+        return
     orders, model_dir, out = Path(args.orders), Path(args.model_dir), Path(args.out)
     if args.worker == "ours":
         result = worker_ours(orders, model_dir, out, Path(args.root))
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=2)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     parser.add_argument("--json-out")
-    parser.add_argument("--worker", choices=["ours", "lifetimes"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["ours", "lifetimes", "prepare"], help=argparse.SUPPRESS)
     parser.add_argument("--orders", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -199,7 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     orders = bench_churn.ensure_dataset(Path(args.data_dir), args.customers, args.seed)
     described = bench_churn.describe_dataset(orders)
     print(f"data: {described['orders']:,} orders of {described['customers_with_orders']:,} customers", flush=True)
-    model_dir = prepare_model(orders, scratch, args.trials)
+    # Trained in a child process: Linux keeps ru_maxrss across fork + exec, so a parent that had
+    # trained in-process would hand its multi-GB peak to every worker it starts.
+    model_dir = scratch / f"model_{orders.stem}_t{args.trials}"
+    if not (model_dir / "MLmodel").is_file():
+        import subprocess
+
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", "prepare", "--orders", str(orders),
+                        "--model-dir", str(scratch), "--trials", str(args.trials)], check=True)  # fmt: skip
+    print(f"model: {model_dir}", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "lifetimes": []}
     for repeat in range(args.repeats):
         print(f"repeat {repeat + 1}/{args.repeats}", flush=True)

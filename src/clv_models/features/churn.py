@@ -473,7 +473,8 @@ def churn_snapshots(
             frame[LABEL] = (~frame.pop("_active").fillna(False).astype(bool)).astype(np.int8)
     finally:
         con.execute("DROP TABLE IF EXISTS pit; DROP TABLE IF EXISTS pit_outcome")
-    frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
+    if frame["cutoff"].dtype != object:  # Arrow's date32 already arrives as datetime.date objects
+        frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
     frame["customer_id"] = frame["customer_id"].astype("string")
     frame.attrs["unit"] = "D"
     diagnostics: list[BtydDiagnostics] = []

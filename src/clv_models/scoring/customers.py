@@ -81,7 +81,7 @@ def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Setti
     """``table`` plus the model values (see the module docstring); ``attrs`` are kept."""
     from clv_models.valuation.clv import customer_lifetime_value
 
-    out = table.copy()
+    out = table.copy(deep=False)  # new columns only: the caller's frame is never modified
     rfm = out[list(RFM_COLUMNS)]
     rfm.attrs["unit"] = table.attrs.get("unit")
     horizon = settings.valuation.horizon
@@ -108,7 +108,7 @@ def assign_decisions(table: pd.DataFrame, models: CustomerModels, settings: Sett
 
     if models.tiers is None or models.segmenter is None:
         raise ClvInputError("decisions need fitted value tiers and a segmenter; train them first")
-    out = table.copy()
+    out = table.copy(deep=False)  # new columns only: the caller's frame is never modified
     out["value_tier"] = models.tiers.predict(out["clv_h"])
     out["churn_risk"] = churn_risk_band(out["churn_probability"], **settings.churn_risk.model_dump())
     out["segment"] = models.segmenter.predict(out)

@@ -128,6 +128,9 @@ class _Writer:
 def _chunk_features(
     ingested: Any, chunk: int, rfm: pd.DataFrame, btyd: Any, as_of: dt.date, scorer: Any, window_days: int
 ) -> pd.DataFrame:
+    """Features of one chunk: ``rfm`` holds this chunk's rows, in DuckDB's customer_id order."""
+    import pandas as pd
+
     from clv_models.features.churn import btyd_feature_values, churn_snapshots
     from clv_models.scoring.customers import DAILY_RENAMES
 
@@ -138,9 +141,14 @@ def _chunk_features(
     for name, values in btyd_feature_values(daily, btyd, window_days=window_days).items():
         daily[name] = values
     daily = daily.drop(columns=["cutoff"]).rename(columns=DAILY_RENAMES)
-    table = rfm.merge(daily, on="customer_id", how="inner", validate="one_to_one")
-    if len(table) != len(daily):
-        raise ClvInputError(f"chunk {chunk}: RFM and point-in-time features disagree on customers; please report")
+    ids = rfm["customer_id"].to_numpy(dtype=object)
+    if len(daily) == len(rfm) and np.array_equal(daily["customer_id"].to_numpy(dtype=object), ids):
+        # Both come from DuckDB sorted by customer_id: side by side, no hash join.
+        table = pd.concat([rfm.reset_index(drop=True), daily.drop(columns="customer_id")], axis=1)
+    else:
+        table = rfm.merge(daily, on="customer_id", how="inner", validate="one_to_one")
+        if len(table) != len(rfm) or len(table) != len(daily):
+            raise ClvInputError(f"chunk {chunk}: RFM and point-in-time features disagree on customers; please report")
     for column in scorer.categorical_inputs:
         if column not in table.columns:
             table[column] = None
@@ -202,14 +210,14 @@ def score(
         daily = rfm if scorer.unit == "D" else rfm_summary(ingested, as_of=as_of, unit="D")  # type: ignore[arg-type]
         btyd = fit_btyd_features(daily, as_of, penalizer=scorer.settings.churn.btyd_penalizer)
         chunk_size = settings.scoring.chunk_customers
-        ingested.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {SCORE_TABLE} AS SELECT customer_id, "
-            f"CAST((row_number() OVER (ORDER BY customer_id) - 1) // {chunk_size} AS BIGINT) AS chunk "
-            f"FROM (SELECT DISTINCT customer_id FROM order_candidates WHERE amount > 0 "
-            f"AND order_ts < TIMESTAMP '{(as_of + dt.timedelta(days=1)).isoformat()}')"
+        # Chunks are runs of rfm_summary's rows (sorted by customer_id in DuckDB).
+        chunk_of = pd.DataFrame(
+            {"customer_id": rfm["customer_id"].to_numpy(dtype=object), "chunk": np.arange(len(rfm)) // chunk_size}
         )
-        chunks = int(ingested.con.execute(f"SELECT coalesce(max(chunk) + 1, 0) FROM {SCORE_TABLE}").fetchall()[0][0])
-        rfm = rfm.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        ingested.con.register("score_chunk_of", chunk_of)
+        ingested.con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORE_TABLE} AS SELECT * FROM score_chunk_of")
+        ingested.con.unregister("score_chunk_of")
+        chunks = int(np.ceil(len(rfm) / chunk_size))
         counts: dict[str, Counter[str]] = {
             c: Counter() for c in ("value_tier", "churn_risk", "segment", "lifecycle_stage")
         }
@@ -218,7 +226,8 @@ def score(
         customers = 0
         try:
             for chunk in range(chunks):
-                features = _chunk_features(ingested, chunk, rfm, btyd, as_of, scorer, window_days)
+                rows = rfm.iloc[chunk * chunk_size : (chunk + 1) * chunk_size]
+                features = _chunk_features(ingested, chunk, rows, btyd, as_of, scorer, window_days)
                 frame = signature_frame(scorer, features)
                 codes = loaded.predict_codes(frame, as_of=as_of.isoformat())
                 for column, counter in counts.items():

@@ -111,7 +111,7 @@ class CustomerScorer:
         from clv_models.valuation.labels import apply_labels
 
         self.check_input(features)
-        table = features.copy()
+        table = features.copy(deep=False)
         table.attrs["unit"] = self.unit
         values = customer_values(table, self.models, self.settings)
         decided = assign_decisions(values, self.models, self.settings)

@@ -37,6 +37,7 @@ def next_best_action(table: pd.DataFrame, rules: Sequence[Any], default: str) ->
     mappings with the same keys); a rule only needs the columns it does not wildcard."""
     result = np.full(len(table), None, dtype=object)
     open_rows = np.ones(len(table), dtype=bool)
+    columns: dict[str, np.ndarray] = {}  # each key column converted once, not once per rule
     for position, rule in enumerate(rules, start=1):
         fields = rule if isinstance(rule, dict) else rule.model_dump()
         match = open_rows.copy()
@@ -48,7 +49,9 @@ def next_best_action(table: pd.DataFrame, rules: Sequence[Any], default: str) ->
                 raise ClvInputError(
                     f"next best action: rule {position} matches on '{key}' but the table has no such column"
                 )
-            match &= table[key].to_numpy(dtype=object) == wanted
+            if key not in columns:
+                columns[key] = table[key].to_numpy(dtype=object)
+            match &= columns[key] == wanted
         result[match] = fields["action"]
         open_rows &= ~match
     result[open_rows] = default
