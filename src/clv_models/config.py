@@ -414,6 +414,9 @@ class ScoringSettings(_Frozen):
     chunk_customers: int = Field(250_000, ge=1000, description="Customers scored per chunk (bounds memory).")
     psi_warning: float = Field(0.2, gt=0.0, description="Warn when a PSI vs training exceeds this.")
     labels_in_output: bool = Field(True, description="Write display labels ([labels]) instead of codes.")
+    duckdb_memory_limit: str | None = Field(
+        "1GB", description="DuckDB memory cap while scoring (tables spill to a temp dir beyond it); unset: 80 % of RAM."
+    )
 
 
 class Settings(_Frozen):

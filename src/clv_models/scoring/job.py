@@ -174,7 +174,6 @@ def score(
     from clv_models.features.churn import fit_btyd_features
     from clv_models.features.rfm import rfm_summary
     from clv_models.scoring.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
-    from clv_models.tracking import Tracker
     from clv_models.tracking.mlflow_tracking import tracking_uri
     from clv_models.tracking.registry import load_scorer, signature_frame
     from clv_models.valuation.labels import apply_labels
@@ -194,11 +193,13 @@ def score(
         )
     window_days = scorer.settings.churn.window_days
     stamp = _scored_at(scored_at)
+    opening = _open_tracker_in_background(settings, uri) if log_run and tracker is None else None
     with ingest(
         settings.orders,
         as_of=settings.features.as_of,
         validation=settings.validation,
         quarantine_path=settings.validation.quarantine,
+        memory_limit=settings.scoring.duckdb_memory_limit,
     ) as ingested:
         report = ingested.report
         if report.orders == 0 or report.last_order_ts is None:
@@ -271,9 +272,40 @@ def score(
         drift_warnings=warnings_,
     )
     if log_run:
-        tracker = tracker or Tracker(settings.tracking.score_experiment, root=settings.tracking.root, uri=uri)
+        tracker = tracker or opening.result()  # type: ignore[union-attr]
         result.run_id = _log_scoring(tracker, result, report)
     return result
+
+
+class _Opening:
+    """A Tracker built on a background thread: MLflow's SQL store takes ~2 s to import and set up,
+    which then overlaps DuckDB's ingestion (DuckDB releases the GIL while it works)."""
+
+    def __init__(self, settings: Settings, uri: str) -> None:
+        import threading
+
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(settings, uri), daemon=True)
+        self._thread.start()
+
+    def _run(self, settings: Settings, uri: str) -> None:
+        from clv_models.tracking import Tracker
+
+        try:
+            self._value = Tracker(settings.tracking.score_experiment, root=settings.tracking.root, uri=uri)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller in result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _open_tracker_in_background(settings: Settings, uri: str) -> _Opening:
+    return _Opening(settings, uri)
 
 
 def _log_scoring(tracker: Any, result: ScoreResult, report: Any) -> str:

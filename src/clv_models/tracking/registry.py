@@ -99,13 +99,16 @@ def _package_dir() -> str:
 
 def signature_frame(scorer: CustomerScorer, features: pd.DataFrame) -> pd.DataFrame:
     """The model input as the signature describes it: customer_id, numeric as float64, strings."""
+    import pandas as pd
+
     columns = ["customer_id", *scorer.input_columns]
     frame = features[columns].copy()
     categorical = set(scorer.categorical_inputs)
     for column in columns:
         if column == "customer_id" or column in categorical:
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-        else:
+            if not pd.api.types.is_string_dtype(frame[column]):
+                frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        elif frame[column].dtype != "float64":
             frame[column] = frame[column].astype("float64")
     return frame
 
@@ -197,6 +200,33 @@ class LoadedScorer:
             raise ClvInputError(f"scoring input does not match model {self.uri}: {str(exc).splitlines()[0]}") from None
 
 
+class ModelEnvironmentWarning(UserWarning):
+    """The running environment differs from the one the model was trained in."""
+
+
+def _warn_on_version_mismatch(model_dir: Path) -> None:
+    requirements = model_dir / "requirements.txt"
+    if not requirements.is_file():
+        return
+    differences = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        name, sep, wanted = line.strip().partition("==")
+        if not sep:
+            continue
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "missing"
+        if installed != wanted:
+            differences.append(f"{name} {installed} (trained with {wanted})")
+    if differences:
+        warnings.warn(
+            f"model {model_dir.name}: {', '.join(differences)}; scores may differ from training",
+            ModelEnvironmentWarning,
+            stacklevel=3,
+        )
+
+
 def _resolve_registered(uri: str, tracker_uri: str) -> tuple[str, str]:
     """(version, artifact source) of ``models:/name@alias`` or ``models:/name/version``.
 
@@ -247,7 +277,10 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
                 raise ClvInputError(
                     f"{uri}: no such model directory; pass models:/NAME@ALIAS or an exported model path"
                 )
-            model = mlflow.pyfunc.load_model(str(path))
+            # MLflow's own requirement check maps every installed distribution to its modules
+            # (1 s per load); ours compares the pinned versions only.
+            model = mlflow.pyfunc.load_model(str(path), suppress_warnings=True)
+            _warn_on_version_mismatch(path)
         except MlflowException as exc:
             message = str(exc).splitlines()[0]
             raise ClvInputError(
