@@ -209,6 +209,9 @@ def score(
         if rfm.empty:
             raise ClvInputError(f"{settings.orders.path}: no customer has a purchase on or before {as_of}")
         daily = rfm if scorer.unit == "D" else rfm_summary(ingested, as_of=as_of, unit="D")  # type: ignore[arg-type]
+        # The point-in-time features read order_candidates, credit_matches and lines; the netted
+        # orders table is done with, and it is a third of DuckDB's memory.
+        ingested.con.execute("DROP TABLE orders")
         btyd = fit_btyd_features(daily, as_of, penalizer=scorer.settings.churn.btyd_penalizer)
         chunk_size = settings.scoring.chunk_customers
         # Chunks are runs of rfm_summary's rows (sorted by customer_id in DuckDB).
