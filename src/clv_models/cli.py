@@ -466,6 +466,29 @@ def export(
 
 
 @app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The MLflow run id of a `clv train` run.")],
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="HTML file to write.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Regenerate a training run's self-contained HTML report from its logged artifacts."""
+    from clv_models.data.io import atomic_target
+    from clv_models.tracking import Tracker
+    from clv_models.tracking.reports import run_report_html
+
+    with _user_errors():
+        settings = _build_settings(config, set_)
+        tracking = settings.tracking
+        tracker = Tracker(tracking.train_experiment, root=tracking.root, uri=tracking.uri)
+        text = run_report_html(tracker, run_id)
+        target = out_path or Path("out") / f"report_{run_id}.html"
+        with atomic_target(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        out.print(f"report written to {target}", markup=False)
+
+
+@app.command()
 def ui(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
     config: ConfigOpt = None,

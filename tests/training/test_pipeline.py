@@ -290,3 +290,23 @@ def test_cli_train_export_score(online_retail_path: Path, tmp_path: Path) -> Non
     table = pd.read_csv(tmp_path / "scores.csv", dtype={"customer_id": str})
     assert len(table) == 4324 and set(table["value_tier"]) == {"high", "medium", "low"}
     assert (table["model_version"] == 1).all()
+
+
+def test_report_html_is_logged_and_regenerated(store: dict, tmp_path: Path) -> None:
+    from clv_models.tracking import Tracker
+
+    first = store["runs"][0]
+    client = Tracker("clv-train", root=store["root"]).client
+    logged = Path(client.download_artifacts(first.run_id, "report.html", str(tmp_path))).read_text("utf-8")
+    for heading in ("Data quality", "Lifetime value", "Churn", "Segments and tiers", "Value tiers and the Pareto view"):
+        assert f">{heading}" in logged, heading
+    # 5 LTV + 4 churn + 4 segment plots, inline: the file stands alone.
+    assert logged.count('src="data:image/png;base64,') == 13
+    assert "http://" not in logged and "https://" not in logged
+    settings_file = tmp_path / "run.toml"
+    settings_file.write_text(settings_to_toml(make_settings(store["orders"], store["root"])))
+    done = clv("report", first.run_id, "--config", str(settings_file), "--out", str(tmp_path / "again.html"),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "again.html").read_text("utf-8") == logged
+    assert_user_error(clv("report", "nope", "--config", str(settings_file), cwd=tmp_path), 2, "no MLflow run 'nope'")

@@ -5,7 +5,8 @@ One parent MLflow run (experiment ``tracking.train_experiment``) with a child ru
 (``ltv``, ``churn`` with one grandchild per Optuna trial, ``segments``). The parent holds the
 flattened config as params, the provenance tags (:data:`TAGS`), every headline metric under its
 fixed name (:data:`HEADLINE_METRICS`; the children hold the details), the data-quality summary,
-the config file, the evaluation report, and the scorer model, registered as
+the config file, the evaluation report (``evaluation_report.md`` and a self-contained
+``report.html`` with every plot inline), and the scorer model, registered as
 ``tracking.model_name``. Aliases (:func:`decide_promotion`): ``champion`` moves to the new
 version only when the gate passes and the new version beats the current champion on
 ``gate.compare_metric`` (or ``force``); otherwise the new version becomes ``challenger``.
@@ -327,6 +328,11 @@ def train(
             if register:
                 say("registering the scorer")
                 result = _register(result, tracker, settings, features, force=force, run=run)
+            say("writing report.html")
+            # Built from the logged artifacts, the same way `clv report RUN_ID` rebuilds it.
+            from clv_models.tracking.reports import REPORT_HTML, run_report_html
+
+            run.log_text(run_report_html(tracker, run.run_id), REPORT_HTML)
         return result
 
 
