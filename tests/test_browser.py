@@ -90,6 +90,15 @@ def test_mlflow_ui_shows_the_runs_and_metrics(online_retail_path: Path, tmp_path
         dom = _chromium(run_page, tmp_path / "profile3", "--window-size=1600,6000", "--dump-dom").stdout
         for name in DOCUMENTED:
             assert name in dom, name
+        # The run's self-contained report opens in the browser with every section and plot.
+        from clv_models.tracking import Tracker
+
+        client = Tracker("clv-train", root=root).client
+        report = Path(client.download_artifacts(ids[0], "report.html", str(tmp_path)))
+        dom = _chromium(report.as_uri(), tmp_path / "profile4", "--window-size=1200,3000", "--dump-dom").stdout
+        for heading in ("Data quality", "Lifetime value", "Churn", "Segments and tiers"):
+            assert f">{heading}" in dom, heading
+        assert dom.count("<img") == 13
     finally:
         server.terminate()
         server.wait(timeout=30)
