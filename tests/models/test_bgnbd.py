@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 
 from clv_models.errors import ClvInputError
 from clv_models.models import BetaGeoModel
-from clv_models.models.bgnbd import log_likelihood_gradient, log_likelihood_terms
+from clv_models.models.bgnbd import log_likelihood_gradient, log_likelihood_hessian, log_likelihood_terms
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,44 @@ def test_gradient_matches_finite_differences() -> None:
             - log_likelihood_gradient(params - step, x, t_x, T, w)[0]
         ) / (2 * step[i])
         assert gradient[i] == pytest.approx(numeric, rel=1e-6)
+
+
+@pytest.mark.parametrize("params", [[0.4, 5.0, 0.9, 2.2], [0.24, 4.4, 0.79, 2.4], [2.0, 0.5, 3.0, 0.7]])
+def test_hessian_matches_finite_differences_of_the_gradient(params) -> None:
+    """The analytic Hessian (used by Newton and for the standard errors) against central
+    differences of the analytic gradient, on rows with and without repeat purchases."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 30, 60).astype(float)
+    T = rng.uniform(5, 60, 60)
+    t_x = np.where(x > 0, T * rng.uniform(0, 1, 60), 0.0)
+    w = rng.integers(1, 5, 60).astype(float)
+    params = np.array(params)
+    hessian = log_likelihood_hessian(params, x, t_x, T, w)
+    numeric = np.empty((4, 4))
+    for i in range(4):
+        step = np.zeros(4)
+        step[i] = 1e-5 * params[i]
+        numeric[:, i] = (
+            log_likelihood_gradient(params + step, x, t_x, T, w)[1]
+            - log_likelihood_gradient(params - step, x, t_x, T, w)[1]
+        ) / (2 * step[i])
+    np.testing.assert_allclose(hessian, numeric, rtol=1e-6, atol=1e-7 * np.abs(numeric).max())
+    np.testing.assert_array_equal(hessian, hessian.T)
+
+
+def test_quasi_newton_fallback_gives_the_same_fit(cdnow_summary: pd.DataFrame, fitted: BetaGeoModel,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """When Newton gives up, BFGS (the previous optimiser) runs; both reach the same optimum."""
+    from clv_models.models import _mle
+
+    monkeypatch.setattr(_mle, "NEWTON_MAX_ITERATIONS", 0)
+    fallback = BetaGeoModel().fit(cdnow_summary)
+    assert fallback.diagnostic_.startswith("BFGS") and fitted.diagnostic_.startswith("Newton")
+    assert fallback.converged_
+    for name in ("r", "alpha", "a", "b"):
+        assert fallback.params_[name] == pytest.approx(fitted.params_[name], rel=1e-6)
+        assert fallback.standard_errors_[name] == pytest.approx(fitted.standard_errors_[name], rel=1e-6)
+    assert fallback.log_likelihood_ == pytest.approx(fitted.log_likelihood_, rel=1e-12)
 
 
 def simulate(n: int, r: float, alpha: float, a: float, b: float, seed: int) -> pd.DataFrame:

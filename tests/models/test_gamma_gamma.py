@@ -11,7 +11,7 @@ import pytest
 
 from clv_models.errors import ClvInputError
 from clv_models.models import GammaGammaModel
-from clv_models.models.gamma_gamma import log_likelihood_gradient
+from clv_models.models.gamma_gamma import log_likelihood_gradient, log_likelihood_hessian
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,41 @@ def test_gradient_matches_finite_differences() -> None:
         numeric = (log_likelihood_gradient(params + step, x, m, w)[0]
                    - log_likelihood_gradient(params - step, x, m, w)[0]) / (2 * step[i])
         assert gradient[i] == pytest.approx(numeric, rel=1e-6)
+
+
+@pytest.mark.parametrize("params", [[5.0, 3.0, 12.0], [6.25, 3.74, 15.44], [0.8, 0.4, 1.5]])
+def test_hessian_matches_finite_differences_of_the_gradient(params) -> None:
+    """The analytic Hessian (used by Newton and for the standard errors) against central
+    differences of the analytic gradient."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(1, 15, 40).astype(float)
+    m = rng.gamma(3, 20, 40)
+    w = rng.integers(1, 4, 40).astype(float)
+    params = np.array(params)
+    hessian = log_likelihood_hessian(params, x, m, w)
+    numeric = np.empty((3, 3))
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = 1e-5 * params[i]
+        numeric[:, i] = (log_likelihood_gradient(params + step, x, m, w)[1]
+                         - log_likelihood_gradient(params - step, x, m, w)[1]) / (2 * step[i])
+    np.testing.assert_allclose(hessian, numeric, rtol=1e-6, atol=1e-7 * np.abs(numeric).max())
+    np.testing.assert_array_equal(hessian, hessian.T)
+
+
+def test_quasi_newton_fallback_gives_the_same_fit(cdnow: pd.DataFrame, fitted: GammaGammaModel,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """When Newton gives up, BFGS (the previous optimiser) runs; both reach the same optimum."""
+    from clv_models.models import _mle
+
+    monkeypatch.setattr(_mle, "NEWTON_MAX_ITERATIONS", 0)
+    fallback = GammaGammaModel().fit(cdnow)
+    assert fallback.diagnostic_.startswith("BFGS") and fitted.diagnostic_.startswith("Newton")
+    assert fallback.converged_
+    for name in ("p", "q", "gamma"):
+        assert fallback.params_[name] == pytest.approx(fitted.params_[name], rel=1e-6)
+        assert fallback.standard_errors_[name] == pytest.approx(fitted.standard_errors_[name], rel=1e-6)
+    assert fallback.log_likelihood_ == pytest.approx(fitted.log_likelihood_, rel=1e-12)
 
 
 def test_parameter_recovery_within_standard_errors() -> None:

@@ -1,5 +1,6 @@
 """Maximum likelihood shared by the BTYD estimators: optimise in log-parameter space with an
-analytic gradient, fall back to a derivative-free method, and report what happened."""
+analytic gradient and Hessian (Newton), fall back to quasi-Newton and a derivative-free method,
+and report what happened."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import zeta
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+# Value, gradient and (when the flag is true, else None) Hessian w.r.t. log-parameters.
+SecondOrderObjective = Callable[[np.ndarray, bool], tuple[float, np.ndarray, "np.ndarray | None"]]
 
 
 def weighted_sum(weights: np.ndarray, values: np.ndarray) -> float:
@@ -18,6 +22,12 @@ def weighted_sum(weights: np.ndarray, values: np.ndarray) -> float:
     small machine (measured 31 ms instead of 0.16 ms per Gamma-Gamma gradient on 35k buyers with
     the second core busy) and saves little on vectors this size."""
     return float(np.einsum("i,i->", weights, values))
+
+
+def trigamma(values: np.ndarray | float) -> np.ndarray:
+    """ψ′(z) = ζ(2, z), the Hurwitz zeta function (DLMF 25.11.12): scipy's ``polygamma(1, ·)``
+    computes the same through a Python wrapper that costs more than the arithmetic here."""
+    return zeta(2.0, values)
 
 
 class ConvergenceWarning(UserWarning):
@@ -42,7 +52,144 @@ def _guarded(objective: Objective) -> Objective:
     return safe
 
 
+def log_space_derivatives(
+    params: np.ndarray, gradient: np.ndarray, hessian: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gradient and Hessian w.r.t. φ = ln θ from those w.r.t. θ (chain rule, θ = e^φ):
+
+    ∂f/∂φ_i = θ_i ∂f/∂θ_i,      ∂²f/∂φ_i∂φ_j = θ_i θ_j ∂²f/∂θ_i∂θ_j + δ_ij θ_i ∂f/∂θ_i.
+    """
+    log_gradient = gradient * params
+    if hessian is None:
+        return log_gradient, None
+    return log_gradient, hessian * np.outer(params, params) + np.diag(log_gradient)
+
+
+def _guarded_second_order(objective: SecondOrderObjective) -> SecondOrderObjective:
+    def safe(log_params: np.ndarray, hessian: bool) -> tuple[float, np.ndarray, np.ndarray | None]:
+        with np.errstate(all="ignore"):
+            value, grad, hess = objective(log_params, hessian)
+        if (
+            not np.isfinite(value) or not np.all(np.isfinite(grad))
+            or (hess is not None and not np.all(np.isfinite(hess)))
+        ):
+            return np.inf, np.zeros_like(log_params), None
+        return value, grad, hess
+
+    return safe
+
+
+NEWTON_GTOL = 1e-9  # max |gradient| at which Newton stops: below BFGS's gtol of 1e-8, in one more step
+NEWTON_MAX_ITERATIONS = 60
+# Largest change of a log-parameter per iteration (a factor e² ≈ 7): 2 took the fewest evaluations
+# on CDNOW and simulated tables (0.5-3 tried); larger steps overshoot along the p-q-γ ridge.
+NEWTON_MAX_STEP = 2.0
+
+
+@dataclass(frozen=True)
+class _NewtonEnd:
+    log_params: np.ndarray
+    value: float
+    gradient: np.ndarray
+    iterations: int
+    message: str
+
+
+def _newton(objective: SecondOrderObjective, start: np.ndarray) -> _NewtonEnd | None:
+    """Damped Newton on a smooth objective: the step solves H·s = −g with H's eigenvalues replaced
+    by their absolute values, floored at 1e-10 of the largest (so s is a descent direction even
+    where the objective is not convex, and finite where H is singular), capped at
+    ``NEWTON_MAX_STEP`` per coordinate, and halved until the Armijo condition
+    f(φ + t·s) ≤ f(φ) + 10⁻⁴·t·gᵀs holds (Nocedal & Wright 2006, algorithms 3.1 and 3.3-3.4), or f
+    stays within its rounding noise while max |g| shrinks.
+
+    Stops at max |g| ≤ ``NEWTON_GTOL`` or when no step decreases f any more (rounding noise);
+    ``None`` when it hits a non-finite value at the start or the iteration limit.
+    """
+    point = np.asarray(start, dtype=float)
+    value, grad, hess = objective(point, True)
+    if not np.isfinite(value):
+        return None
+    for iteration in range(NEWTON_MAX_ITERATIONS):
+        if _max_abs(grad) <= NEWTON_GTOL:
+            return _NewtonEnd(point, value, grad, iteration, "gradient below tolerance")
+        eigenvalues, vectors = np.linalg.eigh((hess + hess.T) / 2)
+        magnitudes = np.abs(eigenvalues)
+        magnitudes = np.maximum(magnitudes, 1e-10 * max(float(magnitudes.max()), 1e-300))
+        step = -vectors @ ((vectors.T @ grad) / magnitudes)  # 4×4 at most: no long-vector BLAS
+        largest = float(np.max(np.abs(step)))
+        if largest > NEWTON_MAX_STEP:
+            step *= NEWTON_MAX_STEP / largest
+        slope = float(grad @ step)
+        length = 1.0
+        for _ in range(30):
+            trial = point + length * step
+            trial_value, trial_grad, trial_hess = objective(trial, True)
+            if np.isfinite(trial_value) and (
+                trial_value <= value + 1e-4 * length * slope
+                # Near the optimum f changes by less than its rounding error (1e-13 relative for a
+                # mean over many rows); a step that does not raise f beyond that noise and shrinks
+                # the gradient is progress (cf. Hager & Zhang 2005, approximate Wolfe conditions).
+                or (trial_value <= value + 1e-13 * (1 + abs(value)) and _max_abs(trial_grad) < _max_abs(grad))
+            ):
+                break
+            length /= 2
+        else:
+            # No decrease even for tiny steps: the gradient is at the rounding noise of the mean.
+            return _NewtonEnd(point, value, grad, iteration, "no further decrease (rounding noise)")
+        if trial_value == value and np.array_equal(trial, point):
+            return _NewtonEnd(point, value, grad, iteration, "step below rounding")
+        point, value, grad, hess = trial, trial_value, trial_grad, trial_hess
+    return None  # iteration limit: leave it to the quasi-Newton path
+
+
 def maximise(
+    objective: SecondOrderObjective,
+    start: np.ndarray,
+    *,
+    warm_up: SecondOrderObjective | None = None,
+    gradient_tolerance: float = 1e-5,
+) -> FitResult:
+    """Minimise ``objective`` (value, gradient and, on request, Hessian w.r.t. log-parameters)
+    from ``start``.
+
+    Damped Newton first (:func:`_newton`): with the exact Hessian it needs 5-10 evaluations where
+    BFGS needs 20-30, and its answer is at least as precise. ``warm_up`` is the same objective on a
+    subsample: Newton on it first, and its optimum starts the full-data Newton, which then needs
+    two or three iterations on the expensive data. If Newton does not end with a gradient within
+    ``gradient_tolerance`` (non-finite values, iteration limit, flat or runaway directions), the
+    quasi-Newton path :func:`_maximise_quasi_newton` runs from ``start`` as if Newton had not.
+    """
+    safe = _guarded_second_order(objective)
+    newton_start = start
+    if warm_up is not None:
+        rehearsal = _newton(_guarded_second_order(warm_up), start)
+        if rehearsal is not None:
+            newton_start = rehearsal.log_params
+    end = _newton(safe, newton_start)
+    if end is not None and np.isfinite(end.value) and _max_abs(end.gradient) <= gradient_tolerance:
+        diagnostic = (
+            f"Newton: {end.message}; max |gradient| {_max_abs(end.gradient):.2e} "
+            f"(tolerance {gradient_tolerance:.0e}) after {end.iterations} iterations"
+        )
+        return FitResult(end.log_params, True, diagnostic)
+
+    def first_order(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad, _ = objective(log_params, False)
+        return value, grad
+
+    warm_up_first_order = None
+    if warm_up is not None:
+        def warm_up_first_order(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad, _ = warm_up(log_params, False)
+            return value, grad
+
+    return _maximise_quasi_newton(
+        first_order, start, warm_up=warm_up_first_order, gradient_tolerance=gradient_tolerance
+    )
+
+
+def _maximise_quasi_newton(
     objective: Objective,
     start: np.ndarray,
     *,
@@ -89,7 +236,7 @@ def maximise(
     if not converged:
         warnings.warn(
             f"maximum likelihood did not converge ({diagnostic}); try a penalizer > 0", ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # _maximise_quasi_newton <- maximise <- fit <- the caller
         )
     return FitResult(best_result.x, converged, diagnostic)
 
@@ -120,19 +267,12 @@ def _max_abs(gradient: np.ndarray | None) -> float:
     return float(np.max(np.abs(gradient)))
 
 
-def standard_errors(gradient: Callable[[np.ndarray], np.ndarray], params: np.ndarray) -> np.ndarray:
-    """Standard errors from the observed information: the inverse Hessian of the *total*
-    negative log-likelihood in natural parameters, by forward differences of its analytic
-    gradient (n + 1 gradients; relative step 1e-6, whose truncation error is far below the
-    precision a standard error needs)."""
-    n = len(params)
-    hessian = np.empty((n, n))
-    at_optimum = gradient(params)
-    for i in range(n):
-        step = 1e-6 * max(abs(params[i]), 1e-8)
-        moved = params.copy()
-        moved[i] += step
-        hessian[:, i] = (gradient(moved) - at_optimum) / step
+def standard_errors(hessian: np.ndarray) -> np.ndarray:
+    """Standard errors from the observed information: the square roots of the diagonal of the
+    inverse Hessian of the *total* (penalised) negative log-likelihood in natural parameters,
+    ``hessian`` (analytic, from the model's second derivatives at the optimum). NaN where the
+    Hessian is singular or a variance is not positive."""
+    n = len(hessian)
     hessian = (hessian + hessian.T) / 2
     try:
         covariance = np.linalg.inv(hessian)
@@ -158,17 +298,32 @@ def warm_up_sample(weights: np.ndarray, size: int = WARM_UP_ROWS) -> np.ndarray 
 def factorize_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..k−1 identifying the distinct rows of equal-length columns, and the index of each
     distinct row's first occurrence. Hash-based, O(n): columns are factorized one at a time and
-    their codes combined into one int64 key (re-factorized at each step, so it never overflows)."""
+    their codes combined into one int64 key (mixed radix; re-factorized only when the product of
+    the sizes could overflow), which a last factorization makes dense.
+
+    ``pd.factorize`` numbers values in order of first appearance, so each distinct row's code is
+    one more than the largest code before it: first occurrences are where the running maximum rises.
+    """
     import pandas as pd
 
-    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    radix = 1
     for values in columns:
         column_codes, uniques = pd.factorize(values)
-        codes, _ = pd.factorize(codes * len(uniques) + column_codes)
-    count = int(codes.max()) + 1 if len(codes) else 0
-    first = np.full(count, len(codes), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes)))
-    return codes.astype(np.int64), first
+        if radix * max(len(uniques), 1) >= 2**62:
+            key, distinct = pd.factorize(key)
+            radix = max(len(distinct), 1)
+        key = key * len(uniques) + column_codes
+        radix *= max(len(uniques), 1)
+    codes, _ = pd.factorize(key)
+    codes = codes.astype(np.int64, copy=False)
+    if not len(codes):
+        return codes, np.zeros(0, dtype=np.int64)
+    running_max = np.maximum.accumulate(codes)
+    rises = np.empty(len(codes), dtype=bool)
+    rises[0] = True
+    np.not_equal(running_max[1:], running_max[:-1], out=rises[1:])
+    return codes, np.flatnonzero(rises)
 
 
 def compress(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

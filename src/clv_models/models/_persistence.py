@@ -24,16 +24,18 @@ class ParametricModelMixin:
         self,
         result: Any,
         log_likelihood: float,
-        total_gradient: Any,
+        total_hessian: np.ndarray,
         unit: str,
         n_customers: float,
     ) -> None:
         """Set the fitted attributes from an optimiser result (see ``_mle.maximise``): parameters,
-        standard errors from the observed information, and the identification verdict."""
+        standard errors from the observed information ``total_hessian`` (the Hessian of the total
+        penalised negative log-likelihood in natural parameters at the optimum), and the
+        identification verdict."""
         from clv_models.models._mle import check_identified, standard_errors
 
         params = np.exp(result.log_params)
-        errors = standard_errors(total_gradient, params)
+        errors = standard_errors(total_hessian)
         result = check_identified(result, self.PARAMETER_NAMES, errors)
         self.params_ = dict(zip(self.PARAMETER_NAMES, map(float, params), strict=True))
         self.standard_errors_ = dict(zip(self.PARAMETER_NAMES, map(float, errors), strict=True))

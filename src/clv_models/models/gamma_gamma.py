@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import maximise
+from clv_models.models._mle import log_space_derivatives, maximise, trigamma
 from clv_models.models._mle import weighted_sum as _wsum
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
@@ -40,7 +40,7 @@ class _Data:
     x: np.ndarray
     xm: np.ndarray
     weights: np.ndarray
-    weighted_x: np.ndarray  # w·x per row
+    weight_rows: np.ndarray  # (w, w·x) stacked: one einsum gives Σ w·v and Σ w·x·v
     x_values: np.ndarray
     x_weights: np.ndarray
     total_weight: float
@@ -55,7 +55,7 @@ class _Data:
             x=x,
             xm=x * m,
             weights=weights,
-            weighted_x=weights * x,
+            weight_rows=np.stack([weights, weights * x]),
             x_values=x_values,
             x_weights=np.bincount(x_index, weights=weights),
             total_weight=float(weights.sum()),
@@ -64,23 +64,55 @@ class _Data:
         )
 
 
-def _log_likelihood_gradient(params: np.ndarray, data: _Data) -> tuple[float, np.ndarray]:
+def _row_sums(weight_rows: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """(Σ w·v, Σ w·x·v) in one pass over ``values``, without BLAS (see ``weighted_sum``)."""
+    first, second = np.einsum("ki,i->k", weight_rows, values)
+    return float(first), float(second)
+
+
+def _log_likelihood_derivatives(
+    params: np.ndarray, data: _Data, hessian: bool = True
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Weighted total log-likelihood, its gradient and (if ``hessian``) its Hessian w.r.t.
+    (p, q, γ); the formulas are in :func:`log_likelihood_gradient` and :func:`log_likelihood_hessian`."""
     p, q, gamma = params
     pxv = p * data.x_values
     wx, W = data.x_weights, data.total_weight
     shifted = data.xm + gamma
     log_shifted = np.log(shifted)
     inverse = np.reciprocal(shifted, out=shifted)  # reuse the buffer: one pass fewer
-    weighted_log = _wsum(data.weights, log_shifted)
-    weighted_x_log = _wsum(data.weighted_x, log_shifted)
+    weighted_log, weighted_x_log = _row_sums(data.weight_rows, log_shifted)
     value = (
         _wsum(wx, gammaln(pxv + q) - gammaln(pxv)) + W * (q * np.log(gamma) - gammaln(q))
         + p * data.sum_x_log_mx - data.sum_log_m - p * weighted_x_log - q * weighted_log
     )
-    d_p = _wsum(wx, data.x_values * (digamma(pxv + q) - digamma(pxv))) + data.sum_x_log_mx - weighted_x_log
-    d_q = _wsum(wx, digamma(pxv + q)) + W * (np.log(gamma) - digamma(q)) - weighted_log
-    d_gamma = W * q / gamma - p * _wsum(data.weighted_x, inverse) - q * _wsum(data.weights, inverse)
-    return float(value), np.array([d_p, d_q, d_gamma])
+    digamma_pxq = digamma(pxv + q)
+    d_p = _wsum(wx, data.x_values * (digamma_pxq - digamma(pxv))) + data.sum_x_log_mx - weighted_x_log
+    d_q = _wsum(wx, digamma_pxq) + W * (np.log(gamma) - digamma(q)) - weighted_log
+    weighted_inverse, weighted_x_inverse = _row_sums(data.weight_rows, inverse)
+    d_gamma = W * q / gamma - p * weighted_x_inverse - q * weighted_inverse
+    gradient = np.array([d_p, d_q, d_gamma])
+    if not hessian:
+        return float(value), gradient, None
+    trigamma_pxq = trigamma(pxv + q)
+    x_trigamma_pxq = _wsum(wx, data.x_values * trigamma_pxq)
+    inverse_sq = np.multiply(inverse, inverse, out=inverse)
+    h_pp = _wsum(wx, data.x_values**2 * (trigamma_pxq - trigamma(pxv)))
+    h_qq = _wsum(wx, trigamma_pxq) - W * trigamma(q)
+    weighted_inverse_sq, weighted_x_inverse_sq = _row_sums(data.weight_rows, inverse_sq)
+    h_gg = -W * q / gamma**2 + p * weighted_x_inverse_sq + q * weighted_inverse_sq
+    h_qg = W / gamma - weighted_inverse
+    h = np.array([
+        [h_pp, x_trigamma_pxq, -weighted_x_inverse],
+        [x_trigamma_pxq, h_qq, h_qg],
+        [-weighted_x_inverse, h_qg, h_gg],
+    ])
+    return float(value), gradient, h
+
+
+def _log_likelihood_gradient(params: np.ndarray, data: _Data) -> tuple[float, np.ndarray]:
+    value, gradient, _ = _log_likelihood_derivatives(params, data, hessian=False)
+    return value, gradient
 
 
 def log_likelihood_gradient(
@@ -94,6 +126,53 @@ def log_likelihood_gradient(
     ∂/∂q = ψ(px+q) − ψ(q) + ln γ − ln(xm+γ),      ∂/∂γ = q/γ − (px+q)/(xm+γ).
     """
     return _log_likelihood_gradient(np.asarray(params, dtype=float), _Data.build(x, m, weights))
+
+
+def log_likelihood_hessian(params: np.ndarray, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Hessian of the weighted total log-likelihood of mean spend (note 025, eq. 3; terms as in
+    :func:`log_likelihood_gradient`) w.r.t. (p, q, γ), with ψ′ the trigamma function:
+
+    ∂²/∂p² = x²[ψ′(px+q) − ψ′(px)],   ∂²/∂p∂q = x ψ′(px+q),   ∂²/∂p∂γ = −x/(xm+γ),
+    ∂²/∂q² = ψ′(px+q) − ψ′(q),        ∂²/∂q∂γ = 1/γ − 1/(xm+γ),
+    ∂²/∂γ² = −q/γ² + (px+q)/(xm+γ)².
+    """
+    hessian = _log_likelihood_derivatives(np.asarray(params, dtype=float), _Data.build(x, m, weights))[2]
+    return hessian  # type: ignore[return-value]  # always computed when hessian=True
+
+
+class _Objective:
+    """f(φ) = −ln L(θ)/W + penalizer·Σθ_i² at θ = e^φ (W the number of repeat buyers), with its
+    gradient and Hessian w.r.t. φ (:func:`log_space_derivatives`).
+
+    Remembers its last evaluation with the Hessian: the optimiser's last one is at the optimum,
+    where the fit needs ln L and the observed information again.
+    """
+
+    def __init__(self, data: _Data, penalizer: float) -> None:
+        self.data, self.penalizer = data, penalizer
+        self._last: tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]] | None = None
+
+    def natural(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """ln L, its gradient and Hessian w.r.t. θ (cached for the last point evaluated)."""
+        if self._last is not None and np.array_equal(self._last[0], params):
+            return self._last[1]
+        value, gradient, hessian = _log_likelihood_derivatives(params, self.data)
+        self._last = (params.copy(), (value, gradient, hessian))
+        return value, gradient, hessian  # type: ignore[return-value]
+
+    def __call__(self, log_params: np.ndarray, hessian: bool) -> tuple[float, np.ndarray, np.ndarray | None]:
+        params = np.exp(log_params)
+        if hessian:
+            value, gradient, natural_hessian = self.natural(params)
+        else:
+            value, gradient, natural_hessian = _log_likelihood_derivatives(params, self.data, hessian=False)
+        total_weight = self.data.total_weight
+        mean_gradient = -gradient / total_weight + 2 * self.penalizer * params
+        mean_hessian = None
+        if natural_hessian is not None:
+            mean_hessian = -natural_hessian / total_weight + np.diag(np.full(3, 2 * self.penalizer))
+        log_gradient, log_hessian = log_space_derivatives(params, mean_gradient, mean_hessian)
+        return -value / total_weight + self.penalizer * np.sum(params**2), log_gradient, log_hessian
 
 
 class GammaGammaModel(ParametricModelMixin, BaseEstimator):
@@ -123,31 +202,18 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
         data = _Data.build(x[repeat], m[repeat], np.ones(int(repeat.sum())))
         total_weight = data.total_weight
         # No warm-up subsample: one evaluation costs ~2 ms per million buyers, less than a warm-up.
-        result = maximise(self._objective(data), self._start(m[repeat]))
+        objective = self._objective(data)
+        result = maximise(objective, self._start(m[repeat]))
         params = np.exp(result.log_params)
-
-        def total_gradient(natural: np.ndarray) -> np.ndarray:
-            return -_log_likelihood_gradient(natural, data)[1] + total_weight * 2 * self.penalizer * natural
-
-        self._store_fit(
-            result, _log_likelihood_gradient(params, data)[0], total_gradient, training_unit(rfm, self.unit),
-            total_weight,
-        )
+        log_likelihood, _, hessian = objective.natural(params)
+        # Observed information of the total penalised negative log-likelihood (natural parameters).
+        total_hessian = -hessian + np.diag(np.full(3, total_weight * 2 * self.penalizer))
+        self._store_fit(result, log_likelihood, total_hessian, training_unit(rfm, self.unit), total_weight)
         return self
 
-    def _objective(self, data: _Data) -> Any:
-        """Mean negative log-likelihood plus penalty, and its gradient w.r.t. log-parameters."""
-
-        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            params = np.exp(log_params)
-            value, gradient = _log_likelihood_gradient(params, data)
-            penalty = self.penalizer * np.sum(params**2)
-            return (
-                -value / data.total_weight + penalty,
-                (-gradient / data.total_weight + 2 * self.penalizer * params) * params,
-            )
-
-        return objective
+    def _objective(self, data: _Data) -> _Objective:
+        """Mean negative log-likelihood plus penalty, with derivatives w.r.t. log-parameters."""
+        return _Objective(data, self.penalizer)
 
     @staticmethod
     def _start(m: np.ndarray) -> np.ndarray:
