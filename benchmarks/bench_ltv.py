@@ -215,6 +215,7 @@ def import_lifetimes():  # -> module
 
 def our_models(params_path: Path):  # -> (BetaGeoModel, GammaGammaModel)
     """Our two models with the parameters of the first fit (no refit)."""
+    import clv_models.valuation  # noqa: F401  (imported before the clock, as lifetimes is)
     from clv_models.models import BetaGeoModel, GammaGammaModel
 
     params = json.loads(params_path.read_text())
