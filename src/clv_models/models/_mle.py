@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -63,6 +64,50 @@ def log_space_derivatives(
     if hessian is None:
         return log_gradient, None
     return log_gradient, hessian * np.outer(params, params) + np.diag(log_gradient)
+
+
+class PenalizedObjective:
+    """f(φ) = −ln L(θ)/W + penalizer·Σ(θ_i s_i)² at θ = e^φ (W the data's total weight, s the
+    penalty scale; ones for Gamma-Gamma), with its gradient and Hessian w.r.t. φ
+    (:func:`log_space_derivatives`). ``derivatives(θ, data, hessian=...)`` returns ln L, its
+    gradient and (optionally) Hessian w.r.t. θ.
+
+    Remembers its last evaluation with the Hessian: the optimiser's last one is at the optimum,
+    where the fit needs ln L and the observed information again.
+    """
+
+    def __init__(self, derivatives: Callable[..., Any], data: Any, penalizer: float, penalty_scale: np.ndarray) -> None:
+        self.derivatives, self.data = derivatives, data
+        self.penalizer, self.penalty_scale = penalizer, penalty_scale
+        self._last: tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]] | None = None
+
+    def natural(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """ln L, its gradient and Hessian w.r.t. θ (cached for the last point evaluated)."""
+        if self._last is not None and np.array_equal(self._last[0], params):
+            return self._last[1]
+        value, gradient, hessian = self.derivatives(params, self.data)
+        self._last = (params.copy(), (value, gradient, hessian))
+        return value, gradient, hessian
+
+    def penalty_hessian(self) -> np.ndarray:
+        """Hessian of the penalty per unit of weight, w.r.t. θ."""
+        return np.diag(2 * self.penalizer * self.penalty_scale**2)
+
+    def __call__(self, log_params: np.ndarray, hessian: bool) -> tuple[float, np.ndarray, np.ndarray | None]:
+        params = np.exp(log_params)
+        if hessian:
+            value, gradient, natural_hessian = self.natural(params)
+        else:
+            value, gradient, natural_hessian = self.derivatives(params, self.data, hessian=False)
+        total_weight = self.data.total_weight
+        scaled = params * self.penalty_scale
+        penalty = self.penalizer * np.sum(scaled**2)
+        mean_gradient = -gradient / total_weight + 2 * self.penalizer * scaled * self.penalty_scale
+        mean_hessian = None
+        if natural_hessian is not None:
+            mean_hessian = -natural_hessian / total_weight + self.penalty_hessian()
+        log_gradient, log_hessian = log_space_derivatives(params, mean_gradient, mean_hessian)
+        return -value / total_weight + penalty, log_gradient, log_hessian
 
 
 def _guarded_second_order(objective: SecondOrderObjective) -> SecondOrderObjective:

@@ -22,9 +22,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 from clv_models.models._mle import (
+    PenalizedObjective,
     compress,
     factorize_rows,
-    log_space_derivatives,
     maximise,
     trigamma,
     warm_up_sample,
@@ -237,44 +237,6 @@ def log_likelihood_hessian(
     return hessian  # type: ignore[return-value]  # always computed when hessian=True
 
 
-class _Objective:
-    """f(φ) = −ln L(θ)/W + penalizer·Σ(θ_i s_i)² at θ = e^φ (W the total weight, s the penalty
-    scale), with its gradient and Hessian w.r.t. φ (:func:`log_space_derivatives`).
-
-    Remembers its last evaluation with the Hessian: the optimiser's last one is at the optimum,
-    where the fit needs ln L and the observed information again.
-    """
-
-    def __init__(self, data: _Data, penalizer: float, penalty_scale: np.ndarray) -> None:
-        self.data, self.penalizer, self.penalty_scale = data, penalizer, penalty_scale
-        self._last: tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]] | None = None
-
-    def natural(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """ln L, its gradient and Hessian w.r.t. θ (cached for the last point evaluated)."""
-        if self._last is not None and np.array_equal(self._last[0], params):
-            return self._last[1]
-        value, gradient, hessian = _log_likelihood_derivatives(params, self.data)
-        self._last = (params.copy(), (value, gradient, hessian))
-        return value, gradient, hessian  # type: ignore[return-value]
-
-    def __call__(self, log_params: np.ndarray, hessian: bool) -> tuple[float, np.ndarray, np.ndarray | None]:
-        params = np.exp(log_params)
-        if hessian:
-            value, gradient, natural_hessian = self.natural(params)
-        else:
-            value, gradient, natural_hessian = _log_likelihood_derivatives(params, self.data, hessian=False)
-        total_weight = self.data.total_weight
-        scaled = params * self.penalty_scale
-        penalty = self.penalizer * np.sum(scaled**2)
-        d_penalty = 2 * self.penalizer * scaled * self.penalty_scale
-        mean_gradient = -gradient / total_weight + d_penalty
-        mean_hessian = None
-        if natural_hessian is not None:
-            mean_hessian = -natural_hessian / total_weight + np.diag(2 * self.penalizer * self.penalty_scale**2)
-        log_gradient, log_hessian = log_space_derivatives(params, mean_gradient, mean_hessian)
-        return -value / total_weight + penalty, log_gradient, log_hessian
-
-
 class BetaGeoModel(ParametricModelMixin, BaseEstimator):
     """BG/NBD estimator with the scikit-learn contract.
 
@@ -327,14 +289,14 @@ class BetaGeoModel(ParametricModelMixin, BaseEstimator):
         params = np.exp(result.log_params)
         log_likelihood, _, hessian = objective.natural(params)
         # Observed information of the total penalised negative log-likelihood (natural parameters).
-        total_hessian = -hessian + np.diag(total_weight * 2 * self.penalizer * penalty_scale**2)
+        total_hessian = -hessian + total_weight * objective.penalty_hessian()
         self._store_fit(result, log_likelihood, total_hessian, training_unit(rfm, self.unit), total_weight)
         self.n_distinct_ = len(counts)
         return self
 
-    def _objective(self, data: _Data, penalty_scale: np.ndarray) -> _Objective:
+    def _objective(self, data: _Data, penalty_scale: np.ndarray) -> PenalizedObjective:
         """Mean negative log-likelihood plus penalty, with derivatives w.r.t. log-parameters."""
-        return _Objective(data, self.penalizer, penalty_scale)
+        return PenalizedObjective(_log_likelihood_derivatives, data, self.penalizer, penalty_scale)
 
     @staticmethod
     def _start(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import log_space_derivatives, maximise, trigamma
+from clv_models.models._mle import PenalizedObjective, maximise, trigamma
 from clv_models.models._mle import weighted_sum as _wsum
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
@@ -140,41 +140,6 @@ def log_likelihood_hessian(params: np.ndarray, x: np.ndarray, m: np.ndarray, wei
     return hessian  # type: ignore[return-value]  # always computed when hessian=True
 
 
-class _Objective:
-    """f(φ) = −ln L(θ)/W + penalizer·Σθ_i² at θ = e^φ (W the number of repeat buyers), with its
-    gradient and Hessian w.r.t. φ (:func:`log_space_derivatives`).
-
-    Remembers its last evaluation with the Hessian: the optimiser's last one is at the optimum,
-    where the fit needs ln L and the observed information again.
-    """
-
-    def __init__(self, data: _Data, penalizer: float) -> None:
-        self.data, self.penalizer = data, penalizer
-        self._last: tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]] | None = None
-
-    def natural(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """ln L, its gradient and Hessian w.r.t. θ (cached for the last point evaluated)."""
-        if self._last is not None and np.array_equal(self._last[0], params):
-            return self._last[1]
-        value, gradient, hessian = _log_likelihood_derivatives(params, self.data)
-        self._last = (params.copy(), (value, gradient, hessian))
-        return value, gradient, hessian  # type: ignore[return-value]
-
-    def __call__(self, log_params: np.ndarray, hessian: bool) -> tuple[float, np.ndarray, np.ndarray | None]:
-        params = np.exp(log_params)
-        if hessian:
-            value, gradient, natural_hessian = self.natural(params)
-        else:
-            value, gradient, natural_hessian = _log_likelihood_derivatives(params, self.data, hessian=False)
-        total_weight = self.data.total_weight
-        mean_gradient = -gradient / total_weight + 2 * self.penalizer * params
-        mean_hessian = None
-        if natural_hessian is not None:
-            mean_hessian = -natural_hessian / total_weight + np.diag(np.full(3, 2 * self.penalizer))
-        log_gradient, log_hessian = log_space_derivatives(params, mean_gradient, mean_hessian)
-        return -value / total_weight + self.penalizer * np.sum(params**2), log_gradient, log_hessian
-
-
 class GammaGammaModel(ParametricModelMixin, BaseEstimator):
     """Gamma-Gamma spend model with the scikit-learn contract.
 
@@ -207,13 +172,14 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
         params = np.exp(result.log_params)
         log_likelihood, _, hessian = objective.natural(params)
         # Observed information of the total penalised negative log-likelihood (natural parameters).
-        total_hessian = -hessian + np.diag(np.full(3, total_weight * 2 * self.penalizer))
+        total_hessian = -hessian + total_weight * objective.penalty_hessian()
         self._store_fit(result, log_likelihood, total_hessian, training_unit(rfm, self.unit), total_weight)
         return self
 
-    def _objective(self, data: _Data) -> _Objective:
-        """Mean negative log-likelihood plus penalty, with derivatives w.r.t. log-parameters."""
-        return _Objective(data, self.penalizer)
+    def _objective(self, data: _Data) -> PenalizedObjective:
+        """Mean negative log-likelihood plus penalty (L2 on θ, unscaled), with derivatives w.r.t.
+        log-parameters."""
+        return PenalizedObjective(_log_likelihood_derivatives, data, self.penalizer, np.ones(3))
 
     @staticmethod
     def _start(m: np.ndarray) -> np.ndarray:
