@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -152,3 +153,25 @@ def _table(frame: pd.DataFrame) -> str:
         if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
             shown[column] = values.astype("int64")
     return shown.to_markdown(index=False, floatfmt=".3f")
+
+
+def write_report_files(
+    out_dir: str | Path, prefix: str, figures: Mapping[str, Any], metrics: Mapping[str, float], markdown: str
+) -> dict[str, Path]:
+    """``<prefix>_<name>.png`` per figure, ``<prefix>_metrics.json`` and ``<prefix>_report.md`` in
+    ``out_dir``, each written atomically; the paths by figure name, ``metrics`` and ``report``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, figure in figures.items():
+        path = out / f"{prefix}_{name}.png"
+        with atomic_target(path) as tmp:
+            figure.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+        written[name] = path
+    written["metrics"] = out / f"{prefix}_metrics.json"
+    with atomic_target(written["metrics"]) as tmp:
+        tmp.write_text(json.dumps(dict(metrics), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    written["report"] = out / f"{prefix}_report.md"
+    with atomic_target(written["report"]) as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    return written

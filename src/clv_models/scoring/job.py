@@ -193,7 +193,7 @@ def score(
         )
     window_days = scorer.settings.churn.window_days
     stamp = _scored_at(scored_at)
-    opening = _open_tracker_in_background(settings, uri) if log_run and tracker is None else None
+    opening = _Opening(settings, uri) if log_run and tracker is None else None
     with ingest(
         settings.orders,
         as_of=settings.features.as_of,
@@ -305,10 +305,6 @@ class _Opening:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def _open_tracker_in_background(settings: Settings, uri: str) -> _Opening:
-    return _Opening(settings, uri)
 
 
 def _log_scoring(tracker: Any, result: ScoreResult, report: Any) -> str:

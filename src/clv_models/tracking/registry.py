@@ -301,7 +301,6 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
 def export_scorer(uri: str, out: str | Path, *, tracking_uri: str) -> Path:
     """Copy a registered scorer into a self-contained model directory at ``out`` (replaced
     atomically when it exists) that ``clv score --model out`` loads without a tracking server."""
-    import os
     import shutil
 
     out = Path(out)

@@ -20,7 +20,6 @@ trial's cross-validated score) and the snapshot sizes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,25 +219,9 @@ def churn_figures(result: ChurnTrainResult) -> dict[str, Any]:
 
 def write_churn_report(result: ChurnTrainResult, out_dir: str | Path) -> dict[str, Path]:
     """``churn_report.md``, ``churn_metrics.json`` and one PNG per figure, written atomically."""
-    from clv_models.data.io import atomic_target
+    from clv_models.evaluation.report import write_report_files
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    for name, figure in churn_figures(result).items():
-        path = out / f"churn_{name}.png"
-        with atomic_target(path) as tmp:
-            figure.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-        written[name] = path
-    metrics_path = out / "churn_metrics.json"
-    with atomic_target(metrics_path) as tmp:
-        Path(tmp).write_text(json.dumps(result.metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    written["metrics"] = metrics_path
-    report_path = out / "churn_report.md"
-    with atomic_target(report_path) as tmp:
-        Path(tmp).write_text(churn_markdown(result), encoding="utf-8")
-    written["report"] = report_path
-    return written
+    return write_report_files(out_dir, "churn", churn_figures(result), result.metrics, churn_markdown(result))
 
 
 def _table(frame: pd.DataFrame, floatfmt: str = ".4f") -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clv_models.errors import ClvInputError
+from clv_models.evaluation.holdout import METRIC_NAMES as LTV_METRIC_NAMES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,14 +41,7 @@ HEADLINE_METRICS = (
     "data_customers",
     "data_rows_quarantined",
     "data_malformed_share",
-    "holdout_purchases_mae",
-    "holdout_purchases_rmse",
-    "holdout_purchases_aggregate_error",
-    "holdout_clv_spearman",
-    "holdout_clv_gini",
-    "holdout_clv_top_decile_capture",
-    "holdout_clv_decile_mape",
-    "gamma_gamma_frequency_monetary_corr",
+    *LTV_METRIC_NAMES,
     "churn_auc",
     "churn_pr_auc",
     "churn_brier",
@@ -285,8 +279,7 @@ def train(
                 churn = train_churn(
                     ingested, settings.churn, run=churn_run, trial_callbacks=(tracker.optuna_callback(churn_run),)
                 )
-            metrics.update({k: v for k, v in churn.metrics.items() if not k.startswith("churn_baseline_")})
-            metrics.update({k: v for k, v in churn.metrics.items() if k.startswith("churn_baseline_")})
+            metrics.update(churn.metrics)
 
             say("features at the cutoff and production fits")
             features = customer_features(ingested, as_of=cutoff, unit=unit, window_days=settings.churn.window_days)

@@ -14,7 +14,6 @@ and the share of customers per segment, tier, risk band, stage and action
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,22 +175,8 @@ def segmentation_markdown(result: SegmentationResult, settings: Settings) -> str
 
 def write_segmentation_report(result: SegmentationResult, settings: Settings, out_dir: str | Path) -> dict[str, Path]:
     """``segments_report.md``, ``segments_metrics.json`` and one PNG per figure, written atomically."""
-    from clv_models.data.io import atomic_target
+    from clv_models.evaluation.report import write_report_files
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    for name, figure in segmentation_figures(result).items():
-        path = out / f"segments_{name}.png"
-        with atomic_target(path) as tmp:
-            figure.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-        written[name] = path
-    metrics_path = out / "segments_metrics.json"
-    with atomic_target(metrics_path) as tmp:
-        Path(tmp).write_text(json.dumps(result.metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    written["metrics"] = metrics_path
-    report_path = out / "segments_report.md"
-    with atomic_target(report_path) as tmp:
-        Path(tmp).write_text(segmentation_markdown(result, settings), encoding="utf-8")
-    written["report"] = report_path
-    return written
+    return write_report_files(
+        out_dir, "segments", segmentation_figures(result), result.metrics, segmentation_markdown(result, settings)
+    )
