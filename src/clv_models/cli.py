@@ -76,6 +76,16 @@ QuarantineOpt = Annotated[
 ]
 
 
+EngineOpt = Annotated[
+    Optional[str],
+    typer.Option("--engine", help="embedded (DuckDB, one machine; default) or spark (spark extra, Java 17+)."),
+]
+MasterOpt = Annotated[
+    Optional[str],
+    typer.Option("--master", help="Spark master for --engine spark: local[2], spark://host:7077, yarn, …"),
+]
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     try:
@@ -265,6 +275,8 @@ def features(
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     timestamp_format: TsFormatOpt = None,
+    engine: EngineOpt = None,
+    master: MasterOpt = None,
 ) -> None:
     """Compute the RFM summary (and optionally the calibration/holdout split) per customer."""
     from clv_models.data.io import write_relation_atomic
@@ -280,9 +292,19 @@ def features(
             set_,
             columns,
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
-            **{"features.unit": unit, "features.holdout_end": holdout_end},
+            **{"features.unit": unit, "features.holdout_end": holdout_end, "spark.master": master},
         )
         chosen = settings.features
+        if engine not in (None, "embedded", "spark"):
+            raise ClvInputError(f"--engine {engine}: use embedded or spark")
+        if engine == "spark":
+            from clv_models.features.spark import spark_features
+
+            with err.status(f"RFM features on Spark ({settings.spark.master or 'spark-submit master'})"):
+                written, customers, cutoff = spark_features(settings, out_path)
+            out.print(f"RFM summary at {cutoff} (end of day), unit {chosen.unit}: {customers:,} customers")
+            out.print(f"features written to {written}")
+            return
         # Orders after the holdout end (or after the cutoff, without a holdout) are never read.
         with _ingest(settings, chosen.holdout_end or chosen.as_of) as result:
             _print_quality(result.report)
@@ -385,6 +407,12 @@ def _run_scoring(settings: Settings, model: str | None, out_path: Path | None) -
 
     from clv_models.scoring.job import score
 
+    if settings.scoring.engine == "spark":
+        from clv_models.scoring.spark_job import score_spark
+
+        with err.status(f"scoring on Spark ({settings.spark.master or 'spark-submit master'})"):
+            return score_spark(settings, model_uri=model, out=out_path)
+
     with Progress(
         TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(),
         console=err, transient=True,
@@ -432,6 +460,8 @@ def score(
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     timestamp_format: TsFormatOpt = None,
+    engine: EngineOpt = None,
+    master: MasterOpt = None,
 ) -> None:
     """Score every customer with a registered (or exported) scorer; write the scores atomically."""
     with _user_errors():
@@ -440,6 +470,7 @@ def score(
             set_,
             columns,
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
+            **{"scoring.engine": engine, "spark.master": master},
         )
         result = _run_scoring(settings, model, out_path)
         _print_score(result)

@@ -414,9 +414,25 @@ class ScoringSettings(_Frozen):
     chunk_customers: int = Field(250_000, ge=1000, description="Customers scored per chunk (bounds memory).")
     psi_warning: float = Field(0.2, gt=0.0, description="Warn when a PSI vs training exceeds this.")
     labels_in_output: bool = Field(True, description="Write display labels ([labels]) instead of codes.")
+    engine: Literal["embedded", "spark"] = Field(
+        "embedded", description="embedded (DuckDB + pandas, one machine) or spark ([spark] section)."
+    )
     duckdb_memory_limit: str | None = Field(
         "1GB", description="DuckDB memory cap while scoring (tables spill to a temp dir beyond it); unset: 80 % of RAM."
     )
+
+
+class SparkSettings(_Frozen):
+    """The Spark engine (``--engine spark``): where it runs and how it writes.
+
+    ``master``: ``local[2]``, ``spark://host:7077``, ``yarn``, … (empty: whatever spark-submit
+    or the Databricks cluster configured). ``conf``: extra Spark properties, e.g.
+    ``{"spark.driver.memory" = "8g"}``. ``partition_by``: Hive-style partition columns of the
+    scores directory (``value_tier``, ``churn_risk``, ``segment``, ``lifecycle_stage``, ``as_of``)."""
+
+    master: str = "local[2]"
+    conf: dict[str, str] = Field(default_factory=dict)
+    partition_by: tuple[str, ...] = ()
 
 
 class Settings(_Frozen):
@@ -435,6 +451,7 @@ class Settings(_Frozen):
     tracking: TrackingSettings = TrackingSettings()
     gate: GateSettings = GateSettings()
     scoring: ScoringSettings = ScoringSettings()
+    spark: SparkSettings = SparkSettings()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -146,11 +146,16 @@ def _customer_id_expr(column: str, dtype: str) -> str:
         # 17850.0 (ids exported as floats) -> "17850"
         return (
             f"CASE WHEN {col} IS NULL OR isnan(CAST({col} AS DOUBLE)) THEN NULL "
-            f"WHEN {col} = trunc({col}) AND abs({col}) < 1e18 THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR) "
+            f"WHEN {col} = trunc({col}) AND abs({col}) < 1e18 THEN CAST(CAST({col} AS DECIMAL(38, 0)) AS VARCHAR) "
             f"ELSE CAST({col} AS VARCHAR) END"
         )
     text = f"trim(CAST({col} AS VARCHAR))"
-    return f"NULLIF(regexp_replace({text}, '^([0-9]+)\\.0+$', '\\1'), '')"
+    # "17850.0" -> "17850"; written with regexp_extract and no backslash so both engines read it.
+    whole = (
+        f"CASE WHEN regexp_matches({text}, '^[0-9]+[.]0+$') "
+        f"THEN regexp_extract({text}, '^([0-9]+)[.]', 1) ELSE {text} END"
+    )
+    return f"NULLIF({whole}, '')"
 
 
 def _timestamp_expr(column: str, dtype: str, fmt: str | None) -> str:
@@ -294,20 +299,50 @@ def ingest(
         raise
 
 
-def _build_lines_and_orders(
-    con: duckdb.DuckDBPyConnection,
-    opened: OpenedSource,
+@dataclass(frozen=True)
+class IngestionPlan:
+    """The SQL of ingestion, one ``(table, query)`` step at a time, in DuckDB's dialect.
+
+    Both engines run these same texts (docs/decisions.md D23): DuckDB as temp tables, Spark after
+    transpiling them with sqlglot (:mod:`clv_models.data.spark`). Only constructs both engines
+    share are used (no ASOF join, no UPDATE). ``lines`` is the parsed lines with their row-level
+    reason; the reasons found later at order level (``order_rejects``) are joined back onto the
+    lines by :func:`line_reasons_sql` (DuckDB applies them with an UPDATE of ``lines`` instead).
+    """
+
+    steps: tuple[tuple[str, str], ...]
+    timestamp_format: str | None
+    extras: tuple[str, ...]
+
+
+def line_reasons_sql(extras: tuple[str, ...]) -> str:
+    """The final lines: ``lines_parsed`` (the ``lines`` step) with order-level reasons joined on."""
+    extra_columns = "".join(f", l.{name}" for name in extras)
+    return f"""
+        SELECT l.row_number, l.customer_id, l.order_id, l.order_ts, l.amount, l.duplicate_rank {extra_columns},
+               coalesce(l.reason, r.reason) AS reason
+        FROM lines_parsed l LEFT JOIN order_rejects r
+          ON l.reason IS NULL AND l.customer_id = r.customer_id AND l.order_id = r.order_id
+    """
+
+
+def ingestion_plan(
+    column_types: dict[str, str],
     columns: ColumnMap,
-    source: SourceSettings,
+    timestamp_format: str | None,
     as_of: dt.date | None,
     validation: ValidationSettings,
-) -> QualityReport:
-    types = opened.column_types
-    fmt = source.timestamp_format or _choose_timestamp_format(
-        con, columns.order_ts, types[columns.order_ts], opened.label
-    )
+) -> IngestionPlan:
+    """The ingestion SQL over ``raw_source`` (every source column + the ``__row`` number).
+
+    ``column_types`` maps source columns to DuckDB type names (VARCHAR, DOUBLE, TIMESTAMP, …).
+    Steps: ``lines`` (parsed lines + row-level reason), ``order_candidates`` (valid lines summed
+    per order), ``credit_matches`` (each credit and the purchase it refunds), ``netted``,
+    ``orders`` (the canonical orders) and ``order_rejects`` (order-level reasons).
+    """
+    types = column_types
     cid = _customer_id_expr(columns.customer_id, types[columns.customer_id])
-    ts = _timestamp_expr(columns.order_ts, types[columns.order_ts], fmt)
+    ts = _timestamp_expr(columns.order_ts, types[columns.order_ts], timestamp_format)
     amount = _amount_expr(columns)
     # Without an order id every line is its own order, keyed by its source row number.
     oid = (
@@ -324,16 +359,15 @@ def _build_lines_and_orders(
         extras["quantity"] = f"TRY_CAST({quote_ident(columns.quantity)} AS DOUBLE)"
     extra_select = "".join(f", {expr} AS {name}" for name, expr in extras.items())
     cutoff = (
-        f"TIMESTAMP {quote_literal((as_of + dt.timedelta(days=1)).isoformat())}" if as_of else "NULL"
+        f"CAST({quote_literal((as_of + dt.timedelta(days=1)).isoformat())} AS TIMESTAMP)" if as_of else "NULL"
     )
     dedupe = validation.drop_duplicate_lines and columns.order_id is not None
     all_columns = ", ".join(quote_ident(c) for c in types)
     duplicate_rank = (
         f"row_number() OVER (PARTITION BY {all_columns} ORDER BY {ROW_COLUMN})" if dedupe else "1"
     )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE lines AS
+    # NaN compares as greater than every number in DuckDB but not in every engine: test it apart.
+    lines = f"""
         WITH parsed AS (
             SELECT {ROW_COLUMN} AS row_number, {cid} AS customer_id, {oid} AS order_id,
                    {ts} AS order_ts, {amount} AS amount, {duplicate_rank} AS duplicate_rank
@@ -343,101 +377,102 @@ def _build_lines_and_orders(
         SELECT *, CASE
             WHEN customer_id IS NULL THEN 'missing_customer_id'
             WHEN order_ts IS NULL THEN 'bad_timestamp'
-            WHEN amount IS NULL OR NOT isfinite(amount) OR abs(amount) >= {MAX_ABS_AMOUNT} THEN 'bad_amount'
+            WHEN amount IS NULL OR isnan(amount) OR abs(amount) >= {MAX_ABS_AMOUNT} THEN 'bad_amount'
             WHEN {'order_id IS NULL' if columns.order_id else 'false'} THEN 'missing_order_id'
             WHEN order_ts >= {cutoff} THEN 'after_cutoff'
             WHEN duplicate_rank > 1 THEN 'duplicate_line'
         END AS reason
         FROM parsed
-        """
-    )
+    """
     extra_aggs = "".join(
         f", sum({name}) AS {name}" if name == "quantity" else f", min({name}) AS {name}" for name in extras
     )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE order_candidates AS
+    order_candidates = f"""
         SELECT customer_id, order_id, min(order_ts) AS order_ts, max(order_ts) AS last_line_ts,
                sum(CAST(amount AS {MONEY})) AS amount, count(*) AS n_lines {extra_aggs}
         FROM lines WHERE reason IS NULL
         GROUP BY customer_id, order_id
-        """
-    )
-    # A credit (net < 0) is matched to the customer's latest purchase at or before it. Purchases
-    # sharing a timestamp are first reduced to the one with the greatest order id, so the ASOF
-    # join has a single candidate per instant and the match is deterministic.
-    con.execute(
-        """
-        CREATE TEMP TABLE credit_matches AS
-        SELECT c.customer_id, c.order_id AS credit_order_id, c.order_ts AS credit_ts,
-               c.amount AS credit_amount, p.order_id AS purchase_order_id
-        FROM (SELECT * FROM order_candidates WHERE amount < 0) c
-        ASOF LEFT JOIN (
-            SELECT customer_id, order_ts, max(order_id) AS order_id
-            FROM order_candidates WHERE amount > 0 GROUP BY customer_id, order_ts
-        ) p
-          ON c.customer_id = p.customer_id AND c.order_ts >= p.order_ts
-        """
-    )
+    """
+    # A credit (net < 0) is matched to the customer's latest purchase at or before it; among
+    # purchases sharing that timestamp, the one with the greatest order id (deterministic).
+    credit_matches = """
+        WITH credits AS (
+            SELECT customer_id, order_id, order_ts, amount FROM order_candidates WHERE amount < 0
+        ),
+        ranked AS (
+            SELECT c.customer_id, c.order_id AS credit_order_id, c.order_ts AS credit_ts,
+                   c.amount AS credit_amount, p.order_id AS purchase_order_id,
+                   row_number() OVER (PARTITION BY c.customer_id, c.order_id
+                                      ORDER BY p.order_ts DESC, p.order_id DESC) AS rank
+            FROM credits c
+            LEFT JOIN (SELECT customer_id, order_id, order_ts FROM order_candidates WHERE amount > 0) p
+              ON c.customer_id = p.customer_id AND c.order_ts >= p.order_ts
+        )
+        SELECT customer_id, credit_order_id, credit_ts, credit_amount, purchase_order_id
+        FROM ranked WHERE rank = 1
+    """
     extra_columns = "".join(f", o.{name}" for name in extras)
-    con.execute(
-        f"""
-        CREATE TEMP TABLE netted AS
+    netted = f"""
         SELECT o.customer_id, o.order_id, o.order_ts,
                o.amount + coalesce(r.returned, 0) AS amount,
                -coalesce(r.returned, 0) AS returned_amount, o.n_lines {extra_columns}
         FROM order_candidates o
         LEFT JOIN (
             SELECT customer_id, purchase_order_id, sum(credit_amount) AS returned
-            FROM credit_matches WHERE purchase_order_id IS NOT NULL GROUP BY ALL
+            FROM credit_matches WHERE purchase_order_id IS NOT NULL
+            GROUP BY customer_id, purchase_order_id
         ) r ON o.customer_id = r.customer_id AND o.order_id = r.purchase_order_id
         WHERE o.amount >= 0
-        """
-    )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE {ORDERS_TABLE} AS
+    """
+    orders = f"""
         SELECT customer_id, order_id, order_ts, CAST(amount AS DOUBLE) AS amount,
                CAST(returned_amount AS DOUBLE) AS returned_amount, n_lines
                {''.join(f', {name}' for name in extras)}
         FROM netted WHERE amount > 0
         ORDER BY customer_id, order_ts, order_id
-        """
-    )
-    # Order-level reasons go back onto the lines of those orders.
-    con.execute(
-        """
-        CREATE TEMP TABLE order_rejects AS
+    """
+    order_rejects = """
         SELECT customer_id, order_id, 'non_positive_order' AS reason FROM netted WHERE amount <= 0
         UNION ALL
-        SELECT customer_id, credit_order_id, 'return_without_purchase' FROM credit_matches
-        WHERE purchase_order_id IS NULL
-        """
+        SELECT customer_id, credit_order_id AS order_id, 'return_without_purchase' AS reason
+        FROM credit_matches WHERE purchase_order_id IS NULL
+    """
+    steps = (
+        ("lines", lines),
+        ("order_candidates", order_candidates),
+        ("credit_matches", credit_matches),
+        ("netted", netted),
+        (ORDERS_TABLE, orders),
+        ("order_rejects", order_rejects),
     )
-    con.execute(
-        """
-        UPDATE lines SET reason = r.reason FROM order_rejects r
-        WHERE lines.reason IS NULL AND lines.customer_id = r.customer_id
-          AND lines.order_id = r.order_id
-        """
-    )
-    con.execute("DROP TABLE netted")  # an intermediate: a quarter of the tables' memory
-    counts = dict(
-        con.execute("SELECT reason, count(*) FROM lines WHERE reason IS NOT NULL GROUP BY reason").fetchall()
-    )
-    rows_read = con.execute("SELECT count(*) FROM lines").fetchall()[0][0]
-    summary = con.execute(
-        f"""SELECT count(*), count(DISTINCT customer_id), min(order_ts), max(order_ts),
+    return IngestionPlan(steps=steps, timestamp_format=timestamp_format, extras=tuple(extras))
+
+
+def summary_sqls() -> dict[str, str]:
+    """Queries of the quality report, over the tables of :func:`ingestion_plan` (both engines)."""
+    return {
+        "reasons": "SELECT reason, count(*) FROM lines WHERE reason IS NOT NULL GROUP BY reason",
+        "rows_read": "SELECT count(*) FROM lines",
+        "orders": f"""SELECT count(*), count(DISTINCT customer_id), min(order_ts), max(order_ts),
                    coalesce(sum(CAST(amount AS {MONEY})), 0), coalesce(sum(CAST(returned_amount AS {MONEY})), 0),
                    count(*) FILTER (WHERE returned_amount > 0)
-            FROM {ORDERS_TABLE}"""
-    ).fetchall()[0]
-    netted_credits = con.execute(
-        "SELECT count(*) FROM credit_matches WHERE purchase_order_id IS NOT NULL"
-    ).fetchall()[0][0]
+            FROM {ORDERS_TABLE}""",
+        "credits_netted": "SELECT count(*) FROM credit_matches WHERE purchase_order_id IS NOT NULL",
+    }
+
+
+def quality_report(
+    label: str, fetch: Callable[[str], list[tuple[Any, ...]]], as_of: dt.date | None, fmt: str | None
+) -> QualityReport:
+    """The quality report from the ingestion tables; ``fetch`` runs one query, returns its rows."""
+    queries = summary_sqls()
+    counts = {reason: count for reason, count in fetch(queries["reasons"])}
+    rows_read = fetch(queries["rows_read"])[0][0]
+    summary = fetch(queries["orders"])[0]
+    netted_credits = fetch(queries["credits_netted"])[0][0]
     return QualityReport(
-        source=opened.label,
-        rows_read=rows_read,
+        source=label,
+        rows_read=int(rows_read),
         reason_counts={reason: int(counts.get(reason, 0)) for reason in sorted(counts)},
         orders=int(summary[0]),
         customers=int(summary[1]),
@@ -450,6 +485,34 @@ def _build_lines_and_orders(
         as_of=as_of,
         timestamp_format=fmt,
     )
+
+
+def _build_lines_and_orders(
+    con: duckdb.DuckDBPyConnection,
+    opened: OpenedSource,
+    columns: ColumnMap,
+    source: SourceSettings,
+    as_of: dt.date | None,
+    validation: ValidationSettings,
+) -> QualityReport:
+    types = opened.column_types
+    fmt = source.timestamp_format or _choose_timestamp_format(
+        con, columns.order_ts, types[columns.order_ts], opened.label
+    )
+    plan = ingestion_plan(types, columns, fmt, as_of, validation)
+    for name, sql in plan.steps:
+        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+    # Order-level reasons go back onto the lines of those orders (in place: cheaper than
+    # line_reasons_sql's copy of every line, and the same result).
+    con.execute(
+        """
+        UPDATE lines SET reason = r.reason FROM order_rejects r
+        WHERE lines.reason IS NULL AND lines.customer_id = r.customer_id
+          AND lines.order_id = r.order_id
+        """
+    )
+    con.execute("DROP TABLE netted")  # an intermediate: a quarter of the tables' memory
+    return quality_report(opened.label, lambda sql: con.execute(sql).fetchall(), as_of, fmt)
 
 
 def quarantine_sql(opened: OpenedSource) -> str:

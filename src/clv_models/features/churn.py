@@ -184,7 +184,7 @@ def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = 
             SELECT b.cutoff, c.customer_id, c.purchase_order_id AS order_id, sum(c.credit_amount) AS credit
             FROM bounds b JOIN credit_matches c ON c.credit_ts < b.known_end
             WHERE c.purchase_order_id IS NOT NULL
-            GROUP BY ALL
+            GROUP BY b.cutoff, c.customer_id, c.purchase_order_id
         )
         SELECT p.cutoff, p.customer_id, p.order_id, p.order_ts, p.n_lines {full_extras},
                CAST(p.gross AS {MONEY}) AS gross,
@@ -196,7 +196,7 @@ def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = 
     """
 
 
-def _features_sql(extras: set[str]) -> str:
+def features_sql(extras: set[str]) -> str:
     """SQL over the temp table ``pit`` (point-in-time orders): one row per (cutoff, customer)."""
 
     def window(lower: int, upper: int) -> str:
@@ -223,7 +223,7 @@ def _features_sql(extras: set[str]) -> str:
             FROM pit p JOIN lines l ON l.customer_id = p.customer_id AND l.order_id = p.order_id
                  AND l.order_ts < CAST(p.cutoff AS TIMESTAMP) + INTERVAL 1 DAY
             WHERE l.reason IS NULL OR l.reason = 'non_positive_order'
-            GROUP BY ALL
+            GROUP BY p.cutoff, p.customer_id
         )"""
         if "category" in extras
         else ""
@@ -240,9 +240,11 @@ def _features_sql(extras: set[str]) -> str:
             continue
         # The customer's most frequent value at the cutoff; ties broken by the value itself.
         categorical_ctes += f""", mode_{name} AS (
-            SELECT cutoff, customer_id, first({name} ORDER BY n DESC, {name}) AS {name}
-            FROM (SELECT cutoff, customer_id, {name}, count(*) AS n FROM pit WHERE {name} IS NOT NULL GROUP BY ALL)
-            GROUP BY ALL
+            SELECT cutoff, customer_id, {name} FROM (
+                SELECT cutoff, customer_id, {name},
+                       row_number() OVER (PARTITION BY cutoff, customer_id ORDER BY count(*) DESC, {name}) AS rank
+                FROM pit WHERE {name} IS NOT NULL GROUP BY cutoff, customer_id, {name}
+            ) counted WHERE rank = 1
         )"""
         categorical_joins += f" LEFT JOIN mode_{name} USING (cutoff, customer_id)"
         categorical_features += f", mode_{name}.{name}"
@@ -284,7 +286,7 @@ def _features_sql(extras: set[str]) -> str:
                CAST(r.days_since_last AS DOUBLE) AS days_since_last,
                CAST(o.n_orders AS DOUBLE) AS n_orders,
                CAST(o.total_spend AS DOUBLE) AS total_spend,
-               CAST(o.total_spend / o.n_orders AS DOUBLE) AS avg_order_value,
+               CAST(o.total_spend AS DOUBLE) / o.n_orders AS avg_order_value,
                CASE WHEN r.frequency > 0 THEN r.gap_sum / r.frequency END AS gap_mean,
                CASE WHEN r.frequency > 1
                     THEN sqrt(greatest((r.gap_sum_sq - r.gap_sum * r.gap_sum / r.frequency) / (r.frequency - 1), 0))
@@ -295,7 +297,7 @@ def _features_sql(extras: set[str]) -> str:
                CAST(o.orders_90d - o.orders_90_180d AS DOUBLE) AS orders_trend_90d,
                CAST(({months[0]} < {months[1]})::INT + ({months[1]} < {months[2]})::INT AS DOUBLE) AS months_declining,
                CAST(o.n_lines AS DOUBLE) / o.n_orders AS basket_lines,
-               CAST(o.returned / o.gross AS DOUBLE) AS return_share
+               CAST(o.returned AS DOUBLE) / CAST(o.gross AS DOUBLE) AS return_share
                {quantity_feature} {category_feature} {categorical_features}
         FROM rfm r JOIN ord o USING (cutoff, customer_id) {category_join} {categorical_joins}
         ORDER BY cutoff, customer_id
@@ -331,31 +333,39 @@ class BtydFeatureModels:
     diagnostics: BtydDiagnostics | None = None
 
 
-def fit_btyd_features(part: pd.DataFrame, cutoff: dt.date, *, penalizer: float = 0.0) -> BtydFeatureModels:
+def fit_btyd_features(
+    part: pd.DataFrame, cutoff: dt.date, *, penalizer: float = 0.0, weights: np.ndarray | None = None
+) -> BtydFeatureModels:
     """Fit BG/NBD on a cutoff's daily RFM (``frequency, recency, T, monetary_value`` in days) and
-    Gamma-Gamma on its repeat buyers (≥ 20 needed). Failures leave None and a diagnostic."""
+    Gamma-Gamma on its repeat buyers (≥ 20 needed). Failures leave None and a diagnostic.
+    ``weights``: customers per row, when ``part`` holds distinct rows (the Spark engine)."""
     from clv_models.models import BetaGeoModel, GammaGammaModel
 
     part = part[["frequency", "recency", "T", "monetary_value"]]
     part.attrs["unit"] = "D"
+    row_weights = np.ones(len(part)) if weights is None else np.asarray(weights, dtype=float)
     fitted = BtydFeatureModels(diagnostics=BtydDiagnostics(cutoff=cutoff))
     diag = fitted.diagnostics
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fitted.bgnbd = BetaGeoModel(penalizer=penalizer).fit(part)
+            fitted.bgnbd = BetaGeoModel(penalizer=penalizer).fit(part, sample_weight=weights)
             diag.bgnbd_params = dict(fitted.bgnbd.params_)
         except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
             diag.warnings.append(f"BG/NBD not fitted: {exc}")
-        repeat = part[part["frequency"] > 0]
-        if len(repeat) >= 20:
+        is_repeat = (part["frequency"] > 0).to_numpy()
+        repeat = part[is_repeat]
+        repeat_buyers = int(row_weights[is_repeat].sum())
+        if repeat_buyers >= 20:
             try:
-                fitted.gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(repeat)
+                fitted.gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(
+                    repeat, sample_weight=None if weights is None else row_weights[is_repeat]
+                )
                 diag.gamma_gamma_params = dict(fitted.gamma_gamma.params_)
             except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
                 diag.warnings.append(f"Gamma-Gamma not fitted: {exc}")
         else:
-            diag.warnings.append(f"Gamma-Gamma not fitted: {len(repeat)} repeat buyers (< 20)")
+            diag.warnings.append(f"Gamma-Gamma not fitted: {repeat_buyers} repeat buyers (< 20)")
     diag.warnings.extend(f"{w.category.__name__}: {w.message}" for w in caught)
     return fitted
 
@@ -461,7 +471,7 @@ def churn_snapshots(
         f"SELECT * FROM ({point_in_time_orders_sql(0, sorted(extras))}) WHERE {keep}"
     )
     try:
-        frame = con.sql(_features_sql(extras)).to_arrow_table().to_pandas()
+        frame = con.sql(features_sql(extras)).to_arrow_table().to_pandas()
         if labels:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE pit_outcome AS "

@@ -155,20 +155,30 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
         self.penalizer = penalizer
         self.unit = unit
 
-    def fit(self, rfm: pd.DataFrame, y: Any = None) -> GammaGammaModel:
+    def fit(self, rfm: pd.DataFrame, y: Any = None, sample_weight: np.ndarray | None = None) -> GammaGammaModel:
+        """Maximum likelihood on the repeat buyers; ``sample_weight`` counts each row that many
+        times (e.g. distinct (frequency, monetary_value) rows with their number of customers)."""
         if self.penalizer < 0:
             raise ClvInputError(f"penalizer must be ≥ 0, got {self.penalizer}")
         x, m = rfm_arrays(rfm, ("frequency", "monetary_value"))
         repeat = (x > 0) & (m > 0)
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=float)
+            repeat &= weights > 0
         if repeat.sum() < 3:
             raise ClvInputError(
                 f"Gamma-Gamma needs repeat buyers with positive spend; found {int(repeat.sum())}"
             )
-        data = _Data.build(x[repeat], m[repeat], np.ones(int(repeat.sum())))
+        if sample_weight is None:
+            data = _Data.build(x[repeat], m[repeat], np.ones(int(repeat.sum())))
+            start = self._start(m[repeat])
+        else:
+            data = _Data.build(x[repeat], m[repeat], weights[repeat])
+            start = self._start(m[repeat], weights[repeat])
         total_weight = data.total_weight
         # No warm-up subsample: one evaluation costs ~2 ms per million buyers, less than a warm-up.
         objective = self._objective(data)
-        result = maximise(objective, self._start(m[repeat]))
+        result = maximise(objective, start)
         params = np.exp(result.log_params)
         log_likelihood, _, hessian = objective.natural(params)
         # Observed information of the total penalised negative log-likelihood (natural parameters).
@@ -182,9 +192,9 @@ class GammaGammaModel(ParametricModelMixin, BaseEstimator):
         return PenalizedObjective(_log_likelihood_derivatives, data, self.penalizer, np.ones(3))
 
     @staticmethod
-    def _start(m: np.ndarray) -> np.ndarray:
+    def _start(m: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Method-of-moments flavoured start: q = 3, p = 2, γ from mean spend = pγ/(q−1)."""
-        mean_spend = float(np.mean(m))
+        mean_spend = float(np.mean(m) if weights is None else np.average(m, weights=weights))
         p, q = 2.0, 3.0
         return np.log([p, q, max(mean_spend * (q - 1) / p, 1e-6)])
 

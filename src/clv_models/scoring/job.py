@@ -37,7 +37,24 @@ if TYPE_CHECKING:
     from clv_models.config import Settings
 
 SCORE_TABLE = "score_customers"
-CHUNK_FILTER = f"customer_id IN (SELECT customer_id FROM {SCORE_TABLE} WHERE chunk = {{chunk}})"
+
+
+def _chunk_filter(chunk: int, first_id: str, last_id: str) -> str:
+    """SQL condition selecting one chunk's customers in the point-in-time features.
+
+    The semi-join on ``score_customers`` alone is exact but DuckDB applies it only on top of the
+    whole point-in-time query, so every chunk would rebuild the orders of *all* customers. A
+    chunk is a run of customers sorted by ``customer_id`` in DuckDB, so the range of its first and
+    last id (literals) holds every member; DuckDB pushes that range down into the scans of
+    ``order_candidates``, ``credit_matches`` and ``lines``, and the semi-join then only checks
+    the chunk's own rows (it keeps the filter exact whatever else falls in the range).
+    """
+    from clv_models.data.sources import quote_literal
+
+    return (
+        f"customer_id BETWEEN {quote_literal(first_id)} AND {quote_literal(last_id)} "
+        f"AND customer_id IN (SELECT customer_id FROM {SCORE_TABLE} WHERE chunk = {chunk})"
+    )
 
 
 @dataclass
@@ -136,7 +153,7 @@ def _chunk_features(
 
     daily, _ = churn_snapshots(
         ingested, [as_of], window_days=window_days, labels=False, btyd=False,
-        customer_filter=CHUNK_FILTER.format(chunk=chunk),
+        customer_filter=_chunk_filter(chunk, str(rfm["customer_id"].iat[0]), str(rfm["customer_id"].iat[-1])),
     )  # fmt: skip
     for name, values in btyd_feature_values(daily, btyd, window_days=window_days).items():
         daily[name] = values

@@ -188,6 +188,7 @@ class LoadedScorer:
     scorer: CustomerScorer
     uri: str
     version: str | None
+    path: Path | None = None  # the local model directory it was loaded from
 
     def predict_codes(self, frame: pd.DataFrame, *, as_of: str) -> pd.DataFrame:
         """The pyfunc model's scores (codes) through MLflow's signature enforcement; input that
@@ -288,7 +289,7 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
                 "(`clv train` registers clv-customer-scorer@champion)"
             ) from None
     scorer = model.unwrap_python_model().scorer
-    loaded = LoadedScorer(pyfunc=model, scorer=scorer, uri=uri, version=version)
+    loaded = LoadedScorer(pyfunc=model, scorer=scorer, uri=uri, version=version, path=path)
     if dst is None and not local.is_dir():
         import shutil
         import weakref

@@ -1,0 +1,403 @@
+"""The Apache Spark engine's data layer: a checked session, DuckDB SQL run on Spark, ingestion.
+
+Features and ingestion are written once, as DuckDB SQL (``data.ingest.ingestion_plan``,
+``features.rfm.summary_sql``, ``features.churn.point_in_time_orders_sql`` / ``features_sql``);
+the Spark engine runs the same texts after transpiling them with sqlglot (docs/decisions.md
+D23). The one construct sqlglot does not carry over, DuckDB's ``try_strptime``, becomes Spark's
+``try_to_timestamp`` with the format translated by sqlglot.
+
+Requirements: ``pip install 'clv_models[spark]'`` (pyspark) and Java 17 or newer (checked, with a
+clear message). ``PYSPARK_PYTHON`` defaults to the running interpreter, so local workers import
+the same environment. The session runs in UTC (order timestamps are naive UTC, DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clv_models.config import ColumnMap, SourceSettings, ValidationSettings
+from clv_models.data.quality import QualityReport
+from clv_models.data.sources import RAW_VIEW, ROW_COLUMN, OpenedSource, check_columns, quote_literal
+from clv_models.errors import ClvInputError, TooManyBadRowsError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+MIN_JAVA = 17
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def java_version(java: str | None = None) -> int | None:
+    """Major version of the ``java`` Spark will start (``$JAVA_HOME/bin/java``, else on PATH)."""
+    home = os.environ.get("JAVA_HOME")
+    java = java or (str(Path(home) / "bin" / "java") if home else shutil.which("java"))
+    if not java or not Path(java).exists():
+        return None
+    try:
+        output = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', output)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+def check_spark_requirements() -> None:
+    """pyspark importable and Java ≥ 17, else a one-line error saying how to get them."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise ClvInputError(
+            "the Spark engine needs pyspark: pip install 'clv_models[spark]' (and Java 17+)"
+        ) from None
+    version = java_version()
+    if version is None:
+        raise ClvInputError(
+            "the Spark engine needs Java 17 or newer and none was found; install it "
+            "(Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+    if version < MIN_JAVA:
+        raise ClvInputError(
+            f"the Spark engine needs Java {MIN_JAVA} or newer, found Java {version}; "
+            "point JAVA_HOME at a Java 17+ installation"
+        )
+
+
+def spark_session(
+    master: str | None = "local[2]", *, app_name: str = "clv_models", conf: dict[str, str] | None = None
+) -> SparkSession:
+    """A Spark session for the engine (``master`` None: whatever spark-submit configured)."""
+    check_spark_requirements()
+    # Workers must run this interpreter (and this environment) unless the cluster says otherwise.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    settings = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        **(conf or {}),
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@functools.lru_cache(maxsize=512)
+def to_spark_sql(sql: str) -> str:
+    """DuckDB SQL → Spark SQL (sqlglot), ``try_strptime`` → ``try_to_timestamp``."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and str(node.this).lower() == "try_strptime":
+            value, fmt = node.expressions
+            java = sqlglot.transpile(f"SELECT strptime(x, {fmt.sql('duckdb')})", read="duckdb", write="spark")[0]
+            java_format = re.search(r"TO_TIMESTAMP\(x, ('(?:[^']|'')*')\)", java)
+            if java_format is None:  # pragma: no cover - sqlglot changed its output
+                raise ClvInputError(f"cannot translate timestamp format {fmt.sql()} for Spark")
+            return exp.Anonymous(
+                this="TRY_TO_TIMESTAMP", expressions=[value, sqlglot.parse_one(java_format.group(1))]
+            )
+        return node
+
+    return tree.transform(rewrite).sql(dialect="spark")
+
+
+class SparkSql:
+    """Runs DuckDB-dialect SQL on a Spark session; tables are persisted temp views."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self._persisted: dict[str, DataFrame] = {}
+
+    def frame(self, sql: str) -> DataFrame:
+        return self.spark.sql(to_spark_sql(sql))
+
+    def table(self, name: str, sql: str, *, persist: bool = True) -> DataFrame:
+        return self.register(name, self.frame(sql), persist=persist)
+
+    def register(self, name: str, frame: DataFrame, *, persist: bool = True) -> DataFrame:
+        from pyspark import StorageLevel
+
+        if persist:
+            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+            self._persisted[name] = frame
+        frame.createOrReplaceTempView(name)
+        return frame
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.frame(sql).collect()]
+
+    def drop(self, *names: str) -> None:
+        for name in names:
+            frame = self._persisted.pop(name, None)
+            if frame is not None:
+                frame.unpersist()
+            self.spark.catalog.dropTempView(name)
+
+    def close(self) -> None:
+        self.drop(*list(self._persisted))
+
+
+# Spark type → the DuckDB type name the ingestion SQL branches on.
+def _duckdb_type(spark_type: Any) -> str:
+    from pyspark.sql import types as T
+
+    if isinstance(spark_type, T.StringType | T.CharType | T.VarcharType):
+        return "VARCHAR"
+    if isinstance(spark_type, T.DoubleType):
+        return "DOUBLE"
+    if isinstance(spark_type, T.FloatType):
+        return "FLOAT"
+    if isinstance(spark_type, T.DecimalType):
+        return f"DECIMAL({spark_type.precision},{spark_type.scale})"
+    if isinstance(spark_type, T.LongType):
+        return "BIGINT"
+    if isinstance(spark_type, T.IntegerType | T.ShortType | T.ByteType):
+        return "INTEGER"
+    if isinstance(spark_type, T.TimestampNTZType | T.TimestampType):
+        # The session runs in UTC, so a zoned timestamp cast to NTZ is its UTC wall time.
+        return "TIMESTAMP"
+    if isinstance(spark_type, T.DateType):
+        return "DATE"
+    if isinstance(spark_type, T.BooleanType):
+        return "BOOLEAN"
+    return spark_type.simpleString().upper()
+
+
+def is_local_path(path: str) -> bool:
+    return not _URI.match(path) or path.startswith("file://")
+
+
+def _local(path: str) -> Path:
+    return Path(path.removeprefix("file://"))
+
+
+def _read_source(spark: SparkSession, source: SourceSettings) -> tuple[DataFrame, str]:
+    if not source.path:
+        raise ClvInputError("no orders source: pass --orders PATH (or set orders.path in the config)")
+    path = source.path
+    if is_local_path(path) and not _local(path).exists():
+        raise ClvInputError(f"{path}: orders file not found")
+    fmt = source.format
+    if fmt == "auto":
+        lowered = path.lower().rstrip("/")
+        if lowered.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            fmt = "csv"
+        elif lowered.endswith((".parquet", ".pq")) or (is_local_path(path) and _local(path).is_dir()):
+            fmt = "parquet"
+        else:
+            raise ClvInputError(f"{path}: the Spark engine reads CSV or Parquet; pass --format csv or parquet")
+    if fmt not in ("csv", "parquet"):
+        raise ClvInputError(f"{path}: the Spark engine reads CSV or Parquet, not {fmt}; use --engine embedded")
+    if fmt == "csv":
+        # Every field as text, as the embedded engine reads CSV: validation decides what is bad.
+        reader = spark.read.option("header", True).option("inferSchema", False).option("mode", "PERMISSIVE")
+        reader = reader.option("sep", source.delimiter or ",").option("encoding", source.encoding or "UTF-8")
+        frame = reader.csv(path)
+    else:
+        frame = spark.read.parquet(path)
+    return frame, fmt
+
+
+def _with_row_numbers(frame: DataFrame) -> DataFrame:
+    """``__row`` = 1, 2, … in reading order: partition sizes once, then offsets (JVM only)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    tagged = frame.withColumn("__pid", F.spark_partition_id()).withColumn("__mid", F.monotonically_increasing_id())
+    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+    sizes = dict(tagged.groupBy("__pid").count().collect())
+    offsets, running = {}, 0
+    for pid in sorted(sizes):
+        offsets[pid] = running
+        running += sizes[pid]
+    offset = F.create_map(*[x for pid, start in offsets.items() for x in (F.lit(pid), F.lit(start))])
+    if not offsets:
+        offset = F.create_map(F.lit(0), F.lit(0))
+    # monotonically_increasing_id = partition id << 33 + position within the partition.
+    position = F.col("__mid") - F.shiftleft(F.col("__pid").cast("long"), 33)
+    numbered = tagged.withColumn(ROW_COLUMN, offset[F.col("__pid")] + position + F.lit(1))
+    return numbered.drop("__pid", "__mid"), tagged
+
+
+@dataclass
+class SparkIngestResult:
+    """Canonical orders as the Spark temp view ``orders`` (plus ingestion's other tables)."""
+
+    sql: SparkSql
+    report: QualityReport
+    quarantine_path: str | None
+    source: OpenedSource
+    extras: tuple[str, ...]
+
+    @property
+    def relation(self) -> str:
+        return "orders"
+
+    def close(self) -> None:
+        self.sql.close()
+
+    def __enter__(self) -> SparkIngestResult:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def write_parquet_atomic(frame: DataFrame, target: str, *, partition_by: tuple[str, ...] = ()) -> str:
+    """Write ``frame`` as a Parquet directory at ``target``, replacing it only when complete.
+
+    Local paths: written to a hidden sibling, then swapped in by two renames (the old output is
+    kept as ``.<name>.previous`` until the new one is in place; a run that finds only that copy
+    puts it back first). Other URIs (hdfs://, s3a://, dbfs:/): Spark's own job commit."""
+    writer = frame.write.mode("overwrite")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if not is_local_path(target):
+        writer.parquet(target)
+        return target
+    path = _local(target).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = path.with_name(f".{path.name}.previous")
+    if previous.exists() and not path.exists():
+        previous.rename(path)  # a swap was interrupted: the old output comes back
+    for stale in path.parent.glob(f".{path.name}.*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        writer.parquet(str(partial))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if path.exists():
+        if previous.exists():
+            shutil.rmtree(previous)
+        path.rename(previous)
+    partial.rename(path)
+    shutil.rmtree(previous, ignore_errors=True)
+    return str(path)
+
+
+def _write_quarantine(sql: SparkSql, opened: OpenedSource, target: str) -> str:
+    """The quarantined raw rows as one Parquet file (local paths, atomically) or a directory."""
+    from clv_models.data.ingest import quarantine_sql
+
+    frame = sql.frame(quarantine_sql(opened)).coalesce(1)
+    if not is_local_path(target):
+        frame.write.mode("overwrite").parquet(target)
+        return target
+    path = _local(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        frame.sortWithinPartitions("source_row").write.parquet(str(staging))
+        part = next(staging.glob("part-*.parquet"))
+        os.replace(part, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(path)
+
+
+def spark_ingest(
+    spark: SparkSession,
+    source: SourceSettings,
+    *,
+    as_of: dt.date | None = None,
+    validation: ValidationSettings | None = None,
+    quarantine_path: str | Path | None = None,
+    columns: ColumnMap | None = None,
+) -> SparkIngestResult:
+    """:func:`clv_models.data.ingest.ingest` on Spark: the same SQL, reasons, report and limits."""
+    import duckdb
+
+    from clv_models.data.ingest import (
+        _choose_timestamp_format,
+        _mapping,
+        ingestion_plan,
+        line_reasons_sql,
+        quality_report,
+    )
+
+    validation = validation or ValidationSettings()
+    columns = columns or source.columns
+    mapping = _mapping(columns)
+    raw, _ = _read_source(spark, source)
+    types = {field.name: _duckdb_type(field.dataType) for field in raw.schema.fields}
+    label = source.path or "<source>"
+    stem = Path(label.rstrip("/")).name.split(".")[0] or "orders"
+    opened = OpenedSource(label=label, stem=stem, column_types=types)
+    check_columns(opened, mapping)
+    sql = SparkSql(spark)
+    numbered, tagged = _with_row_numbers(raw)
+    sql.register(RAW_VIEW, numbered)
+    tagged.unpersist()
+    if sql.fetch(f"SELECT count(*) FROM {RAW_VIEW}")[0][0] == 0:
+        raise ClvInputError(f"{label}: no data rows (header only or empty table); export the orders again")
+    fmt = source.timestamp_format
+    if fmt is None:
+        # The embedded engine's format detection, run by DuckDB on a sample of the column.
+        sample = numbered.select(columns.order_ts).limit(2000).toPandas()
+        with duckdb.connect(":memory:") as con:
+            con.register("sample_frame", sample)
+            con.execute(f"CREATE TEMP TABLE {RAW_VIEW} AS SELECT * FROM sample_frame")
+            fmt = _choose_timestamp_format(con, columns.order_ts, types[columns.order_ts], label)
+    plan = ingestion_plan(types, columns, fmt, as_of, validation)
+    for name, query in plan.steps:
+        if name == "lines":  # kept as lines_parsed; the final lines get the order-level reasons
+            sql.table("lines_parsed", query).createOrReplaceTempView("lines")
+        else:
+            sql.table(name, query)
+    sql.table("lines", line_reasons_sql(plan.extras))
+    sql.drop("netted")
+    report = quality_report(label, sql.fetch, as_of, fmt)
+    written = None
+    if quarantine_path is not None and report.rows_quarantined > 0:
+        target = str(quarantine_path).replace("{source}", stem)
+        written = _write_quarantine(sql, opened, target)
+    report.quarantine_path = written
+    if report.malformed_share > validation.max_bad_share:
+        where = f"; see {written}" if written else ""
+        raise TooManyBadRowsError(
+            f"{label}: {report.malformed_rows:,} of {report.rows_read:,} rows "
+            f"({report.malformed_share:.1%}) are malformed ({report.malformed_summary()}), above the "
+            f"limit of {validation.max_bad_share:.1%}{where}; fix the export or raise validation.max_bad_share"
+        )
+    if report.orders == 0:
+        raise ClvInputError(
+            f"{label}: no usable orders ({report.reason_summary()}); check the column mapping and --as-of"
+        )
+    return SparkIngestResult(sql=sql, report=report, quarantine_path=written, source=opened, extras=plan.extras)
+
+
+__all__ = [
+    "SparkIngestResult",
+    "SparkSql",
+    "check_spark_requirements",
+    "java_version",
+    "spark_ingest",
+    "spark_session",
+    "to_spark_sql",
+    "write_parquet_atomic",
+    "quote_literal",
+]
