@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,9 @@ def spark_session(
     if master:
         builder = builder.master(master)
     settings = {
+        # A few shuffle partitions per core on one machine (Spark's default of 200 is for clusters);
+        # adaptive execution still coalesces or splits them.
+        **({"spark.sql.shuffle.partitions": "16"} if (master or "").startswith("local") else {}),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -327,6 +331,7 @@ def spark_ingest(
     validation: ValidationSettings | None = None,
     quarantine_path: str | Path | None = None,
     columns: ColumnMap | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SparkIngestResult:
     """:func:`clv_models.data.ingest.ingest` on Spark: the same SQL, reasons, report and limits."""
     import duckdb
@@ -342,6 +347,8 @@ def spark_ingest(
     validation = validation or ValidationSettings()
     columns = columns or source.columns
     mapping = _mapping(columns)
+    say = progress or (lambda _step: None)
+    say("reading orders")
     raw, _ = _read_source(spark, source)
     types = {field.name: _duckdb_type(field.dataType) for field in raw.schema.fields}
     label = source.path or "<source>"
@@ -363,6 +370,7 @@ def spark_ingest(
             con.execute(f"CREATE TEMP TABLE {RAW_VIEW} AS SELECT * FROM sample_frame")
             fmt = _choose_timestamp_format(con, columns.order_ts, types[columns.order_ts], label)
     plan = ingestion_plan(types, columns, fmt, as_of, validation)
+    say("validating lines")
     for name, query in plan.steps:
         if name == "lines":  # kept as lines_parsed; the final lines get the order-level reasons
             sql.table("lines_parsed", query).createOrReplaceTempView("lines")
@@ -370,6 +378,7 @@ def spark_ingest(
             sql.table(name, query)
     sql.table("lines", line_reasons_sql(plan.extras))
     sql.drop("netted")
+    say("quality report")
     report = quality_report(label, sql.fetch, as_of, fmt)
     written = None
     if quarantine_path is not None and report.rows_quarantined > 0:

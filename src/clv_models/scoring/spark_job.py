@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,18 @@ def _spark_type(column: str) -> str:
     ):  # fmt: skip
         return "string"
     return "double"
+
+
+def _known_codes(scorer: Any, column: str) -> tuple[str, ...]:
+    """Every code ``column`` can take under this scorer (for one-pass counting)."""
+    from clv_models.valuation.lifecycle import STAGES
+
+    if column in ("value_tier", "churn_risk"):
+        return ("high", "medium", "low")
+    if column == "lifecycle_stage":
+        return tuple(STAGES)
+    segments = scorer.models.segmenter
+    return tuple(str(name) for name in getattr(segments, "names_", ()) or ())
 
 
 def _load_on_worker(directory: str) -> Any:
@@ -118,6 +130,24 @@ def _partition_scorer(
     return score_batches
 
 
+def spark_customer_features(ingested: Any, rfm_table: str, as_of: dt.date) -> Any:
+    """Spark DataFrame of the scoring features: the RFM in ``rfm_table`` (the scorer's unit)
+    joined with the point-in-time churn features at ``as_of`` (daily RFM renamed as in
+    :data:`clv_models.scoring.customers.DAILY_RENAMES`) — what an embedded chunk holds before the
+    BTYD features are added."""
+    from clv_models.features.churn import CATEGORICAL, CUTOFFS_TABLE, features_sql, point_in_time_orders_sql
+    from clv_models.scoring.customers import DAILY_RENAMES
+
+    sql = ingested.sql
+    sql.table(CUTOFFS_TABLE, f"SELECT CAST('{as_of.isoformat()}' AS DATE) AS cutoff", persist=False)
+    extras = set(ingested.extras) & {"quantity", "category", *CATEGORICAL}
+    sql.table("pit", point_in_time_orders_sql(0, sorted(extras)))
+    daily = sql.frame(features_sql(extras)).drop("cutoff")
+    for name, renamed in DAILY_RENAMES.items():
+        daily = daily.withColumnRenamed(name, renamed)
+    return sql.spark.table(rfm_table).join(daily, on="customer_id", how="inner")
+
+
 def score_spark(
     settings: Settings,
     *,
@@ -127,6 +157,7 @@ def score_spark(
     spark: Any = None,
     tracker: Any = None,
     log_run: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> ScoreResult:
     """Score every customer with a purchase on or before the cutoff, on Spark (module docstring).
 
@@ -137,15 +168,8 @@ def score_spark(
 
     from clv_models.data.spark import spark_ingest, spark_session, write_parquet_atomic
     from clv_models.evaluation.drift import population_stability_from_counts
-    from clv_models.features.churn import (
-        CATEGORICAL,
-        CUTOFFS_TABLE,
-        features_sql,
-        fit_btyd_features,
-        point_in_time_orders_sql,
-    )
+    from clv_models.features.churn import fit_btyd_features
     from clv_models.features.rfm import summary_sql
-    from clv_models.scoring.customers import DAILY_RENAMES
     from clv_models.scoring.job import ScoreResult, _log_scoring, _scored_at
     from clv_models.scoring.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
     from clv_models.tracking.mlflow_tracking import tracking_uri
@@ -173,6 +197,8 @@ def score_spark(
         )
     window_days = scorer.settings.churn.window_days
     stamp = _scored_at(scored_at)
+    say = progress or (lambda _step: None)
+    say("starting Spark")
     session = spark or spark_session(settings.spark.master or None, conf=settings.spark.conf)
     with spark_ingest(
         session,
@@ -180,8 +206,10 @@ def score_spark(
         as_of=settings.features.as_of,
         validation=settings.validation,
         quarantine_path=settings.validation.quarantine,
+        progress=say,
     ) as ingested:
         sql, report = ingested.sql, ingested.report
+        say("RFM")
         as_of = report.as_of or report.last_order_ts.date()
         rfm = sql.table("score_rfm", summary_sql("orders", as_of, scorer.unit))  # type: ignore[arg-type]
         customers = rfm.count()
@@ -191,6 +219,7 @@ def score_spark(
         if scorer.unit != "D":
             daily_name = "score_rfm_daily"
             sql.table(daily_name, summary_sql("orders", as_of, "D"))
+        say("fitting the daily BG/NBD and Gamma-Gamma")
         # BG/NBD and Gamma-Gamma depend on the data only through these distinct rows.
         distinct = sql.frame(
             f"SELECT frequency, recency, T, monetary_value, count(*) AS customers FROM {daily_name} "
@@ -202,13 +231,8 @@ def score_spark(
             penalizer=scorer.settings.churn.btyd_penalizer,
             weights=distinct["customers"].to_numpy(dtype=float),
         )
-        sql.table(CUTOFFS_TABLE, f"SELECT CAST('{as_of.isoformat()}' AS DATE) AS cutoff", persist=False)
-        extras = set(ingested.extras) & {"quantity", "category", *CATEGORICAL}
-        sql.table("pit", point_in_time_orders_sql(0, sorted(extras)))
-        daily = sql.frame(features_sql(extras)).drop("cutoff")
-        for name, renamed in DAILY_RENAMES.items():
-            daily = daily.withColumnRenamed(name, renamed)
-        table = rfm.join(daily, on="customer_id", how="inner")
+        say("point-in-time features")
+        table = spark_customer_features(ingested, "score_rfm", as_of)
         drift_edges = {name: tuple(ref.edges) for name, ref in scorer.drift_reference.items()}
         provenance = {"model_uri": model_uri, "model_version": loaded.version or "", "scored_at": stamp}
         columns = [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
@@ -236,23 +260,34 @@ def score_spark(
             .sortWithinPartitions("customer_id")
         )
         scored = sql.register("scored", scored)
+        say("scoring and writing")
         written = write_parquet_atomic(scored.select(*columns), out_path, partition_by=partition_by)
-        aggregates = [F.count(F.lit(1)).alias("rows")]
-        counts = {c: dict(scored.groupBy(f"_code_{c}").count().collect()) for c in DECISIONS}
-        bins = {
-            name: dict(scored.groupBy(f"_bin_{name}").count().collect()) for name in drift_edges
-        }  # fmt: skip
-        total = scored.agg(*aggregates).collect()[0]["rows"]
+        say("shares and drift")
+        # One pass over the scored rows: a count per decision code and per drift bin.
+        known = {c: _known_codes(scorer, c) for c in DECISIONS}
+        tallies = [F.count(F.lit(1)).alias("rows")]
+        for column, codes in known.items():
+            tallies += [F.count_if(F.col(f"_code_{column}") == code).alias(f"{column}={code}") for code in codes]
+        for name, reference in scorer.drift_reference.items():
+            tallies += [
+                F.count_if(F.col(f"_bin_{name}") == index).alias(f"{name}#{index}")
+                for index in range(len(reference.shares))
+            ]
+        row = scored.agg(*tallies).collect()[0].asDict()
+        total = row.pop("rows")
+        counts = {c: {code: row[f"{c}={code}"] for code in codes if row[f"{c}={code}"]} for c, codes in known.items()}
+        found = sum(sum(per_code.values()) for per_code in counts.values())
+        if found != total * len(DECISIONS):  # a code outside the model's known sets: count them all
+            counts = {c: dict(scored.groupBy(f"_code_{c}").count().collect()) for c in DECISIONS}
         sql.drop("scored")
     if total != customers:  # pragma: no cover - a join lost or duplicated customers
         raise ClvInputError(f"scored {total} rows for {customers} customers; please report")
-    psi = {}
-    for name, reference in scorer.drift_reference.items():
-        per_bin = np.zeros(len(reference.shares))
-        for index, count in bins[name].items():
-            if index is not None and index >= 0:
-                per_bin[int(index)] += count
-        psi[name] = population_stability_from_counts(reference, per_bin)
+    psi = {
+        name: population_stability_from_counts(
+            reference, np.array([row[f"{name}#{index}"] for index in range(len(reference.shares))], dtype=float)
+        )
+        for name, reference in scorer.drift_reference.items()
+    }
     limit = settings.scoring.psi_warning
     result = ScoreResult(
         out=Path(written) if "://" not in written else Path(out_path),
