@@ -85,7 +85,12 @@ def spark_session(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
+    active = SparkSession.getActiveSession()
+    if active is not None:  # a Databricks job or notebook, or a caller's own session
+        return active
     builder = SparkSession.builder.appName(app_name)
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        master = None  # launched by spark-submit: its --master and --conf rule
     if master:
         builder = builder.master(master)
     settings = {
@@ -105,12 +110,17 @@ def spark_session(
 
 
 @functools.lru_cache(maxsize=512)
-def to_spark_sql(sql: str) -> str:
-    """DuckDB SQL → Spark SQL (sqlglot), ``try_strptime`` → ``try_to_timestamp``."""
+def to_spark_sql(sql: str, *, unordered: bool = False) -> str:
+    """DuckDB SQL → Spark SQL (sqlglot), ``try_strptime`` → ``try_to_timestamp``.
+
+    ``unordered``: drop the outermost ORDER BY (a table's row order means nothing to Spark, and
+    the global sort costs a shuffle)."""
     import sqlglot
     from sqlglot import exp
 
     tree = sqlglot.parse_one(sql, read="duckdb")
+    if unordered and isinstance(tree, exp.Query):
+        tree.set("order", None)
 
     def rewrite(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Anonymous) and str(node.this).lower() == "try_strptime":
@@ -134,11 +144,12 @@ class SparkSql:
         self.spark = spark
         self._persisted: dict[str, DataFrame] = {}
 
-    def frame(self, sql: str) -> DataFrame:
-        return self.spark.sql(to_spark_sql(sql))
+    def frame(self, sql: str, *, unordered: bool = False) -> DataFrame:
+        return self.spark.sql(to_spark_sql(sql, unordered=unordered))
 
     def table(self, name: str, sql: str, *, persist: bool = True) -> DataFrame:
-        return self.register(name, self.frame(sql), persist=persist)
+        """The query as temp view ``name`` (its ORDER BY dropped; cached unless ``persist=False``)."""
+        return self.register(name, self.frame(sql, unordered=True), persist=persist)
 
     def register(self, name: str, frame: DataFrame, *, persist: bool = True) -> DataFrame:
         from pyspark import StorageLevel
@@ -226,11 +237,11 @@ def _read_source(spark: SparkSession, source: SourceSettings) -> tuple[DataFrame
 
 def _with_row_numbers(frame: DataFrame) -> DataFrame:
     """``__row`` = 1, 2, … in reading order: partition sizes once, then offsets (JVM only)."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    # Both ids depend only on how the files are split, so the count and the numbering (two reads
+    # of the source) agree; reading again is cheaper than caching every raw line.
     tagged = frame.withColumn("__pid", F.spark_partition_id()).withColumn("__mid", F.monotonically_increasing_id())
-    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
     sizes = dict(tagged.groupBy("__pid").count().collect())
     offsets, running = {}, 0
     for pid in sorted(sizes):
@@ -242,7 +253,7 @@ def _with_row_numbers(frame: DataFrame) -> DataFrame:
     # monotonically_increasing_id = partition id << 33 + position within the partition.
     position = F.col("__mid") - F.shiftleft(F.col("__pid").cast("long"), 33)
     numbered = tagged.withColumn(ROW_COLUMN, offset[F.col("__pid")] + position + F.lit(1))
-    return numbered.drop("__pid", "__mid"), tagged
+    return numbered.drop("__pid", "__mid")
 
 
 @dataclass
@@ -356,9 +367,8 @@ def spark_ingest(
     opened = OpenedSource(label=label, stem=stem, column_types=types)
     check_columns(opened, mapping)
     sql = SparkSql(spark)
-    numbered, tagged = _with_row_numbers(raw)
-    sql.register(RAW_VIEW, numbered)
-    tagged.unpersist()
+    numbered = _with_row_numbers(raw)
+    sql.register(RAW_VIEW, numbered, persist=False)
     if sql.fetch(f"SELECT count(*) FROM {RAW_VIEW}")[0][0] == 0:
         raise ClvInputError(f"{label}: no data rows (header only or empty table); export the orders again")
     fmt = source.timestamp_format
@@ -376,8 +386,8 @@ def spark_ingest(
             sql.table("lines_parsed", query).createOrReplaceTempView("lines")
         else:
             sql.table(name, query)
-    sql.table("lines", line_reasons_sql(plan.extras))
-    sql.drop("netted")
+    # Read three times (report, straddling orders, quarantine), each a cheap join: not cached.
+    sql.table("lines", line_reasons_sql(plan.extras), persist=False)
     say("quality report")
     report = quality_report(label, sql.fetch, as_of, fmt)
     written = None

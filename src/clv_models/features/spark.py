@@ -40,5 +40,5 @@ def spark_features(settings: Settings, out: str | Path, *, spark: Any = None) ->
             sql = summary_sql("orders", cutoff, chosen.unit)
         frame = ingested.sql.table("customer_features", sql)
         customers = frame.count()
-        written = write_parquet_atomic(frame.sortWithinPartitions("customer_id"), target)
+        written = write_parquet_atomic(frame.orderBy("customer_id"), target)
     return written, customers, cutoff

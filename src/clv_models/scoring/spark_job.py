@@ -232,7 +232,10 @@ def score_spark(
             weights=distinct["customers"].to_numpy(dtype=float),
         )
         say("point-in-time features")
-        table = spark_customer_features(ingested, "score_rfm", as_of)
+        # Materialised once: the range partitioner samples it, then the scorer reads it.
+        table = sql.register("score_features", spark_customer_features(ingested, "score_rfm", as_of))
+        table.count()
+        say("range partitioning")
         drift_edges = {name: tuple(ref.edges) for name, ref in scorer.drift_reference.items()}
         provenance = {"model_uri": model_uri, "model_version": loaded.version or "", "scored_at": stamp}
         columns = [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
