@@ -216,6 +216,18 @@ def test_cli_features_on_spark_equal_embedded(spark, synthetic: dict, tmp_path: 
     _assert_frames_equal(expected, got, ["customer_id"])
     # Sorted by customer id across the part files, as the embedded file is.
     assert got["customer_id"].tolist() == sorted(got["customer_id"].tolist())
+    # Usage errors are one line and exit 2, before any JVM starts.
+    score = [*clv, "score", "--engine", "spark", "--orders", str(synthetic["orders"]),
+             "--model", str(synthetic["model"])]  # fmt: skip
+    run = subprocess.run([*score, "--out", str(tmp_path / "scores.csv")], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=300)  # fmt: skip
+    assert run.returncode == 2 and "writes a Parquet directory" in run.stderr and "Traceback" not in run.stderr
+    run = subprocess.run([*score, "--out", str(tmp_path / "s"), "--set", 'spark.partition_by=["colour"]'],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)  # fmt: skip
+    assert run.returncode == 2 and "cannot partition the scores by colour" in run.stderr
+    run = subprocess.run([*score, "--out", str(tmp_path / "s"), "--engine", "flink"], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=300)  # fmt: skip
+    assert run.returncode == 2 and "Traceback" not in run.stderr
 
 
 def test_failed_write_keeps_the_previous_output(spark, tmp_path: Path) -> None:

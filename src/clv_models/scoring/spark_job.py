@@ -164,9 +164,7 @@ def score_spark(
     ``spark``: an existing session (else one is started from ``[spark]``: master, conf);
     ``out``: a Parquet directory (local path or a URI Spark can write), partitioned by
     ``spark.partition_by``."""
-    from pyspark.sql import functions as F
-
-    from clv_models.data.spark import spark_ingest, spark_session, write_parquet_atomic
+    from clv_models.data.spark import check_spark_requirements, spark_ingest, spark_session, write_parquet_atomic
     from clv_models.evaluation.drift import population_stability_from_counts
     from clv_models.features.churn import fit_btyd_features
     from clv_models.features.rfm import summary_sql
@@ -174,6 +172,9 @@ def score_spark(
     from clv_models.scoring.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
     from clv_models.tracking.mlflow_tracking import tracking_uri
     from clv_models.tracking.registry import load_scorer
+
+    check_spark_requirements()
+    from pyspark.sql import functions as F
 
     if settings.orders.path is None:
         raise ClvInputError("no orders given: pass --orders PATH or set [orders] path in the config")
