@@ -41,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ RESULT_MARKER = "BENCH_SCORE_RESULT "
 STAMP = "2026-01-01T00:00:00"
 
 
-def settings_for(orders: Path, root: Path, trials: int) -> Any:
+def settings_for(orders: Path, root: Path, trials: int, extra: Sequence[str] = ()) -> Any:
+    """The benchmark's settings; ``extra`` are further ``section.key=value`` overrides."""
     from clv_models.config import load_settings
 
     return load_settings(
@@ -62,6 +64,7 @@ def settings_for(orders: Path, root: Path, trials: int) -> Any:
             f"churn.n_trials={trials}",
             f'tracking.root="{root}"',
             f'validation.quarantine="{root}/quarantine.parquet"',
+            *extra,
         ],
         {"orders.columns": {"customer_id": "customer_id", "order_id": "order_id", "order_ts": "order_ts",
                             "amount": "amount", "country": "country"}},  # fmt: skip

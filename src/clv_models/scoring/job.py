@@ -142,6 +142,20 @@ class _Writer:
             self.tmp.unlink()
 
 
+def _chunk_table(con: Any, rfm: pd.DataFrame, chunk_size: int) -> int:
+    """The ``score_customers`` table (customer_id, chunk): chunks are runs of ``chunk_size`` of
+    rfm_summary's rows (sorted by customer_id in DuckDB). Returns the number of chunks."""
+    import pandas as pd
+
+    chunk_of = pd.DataFrame(
+        {"customer_id": rfm["customer_id"].to_numpy(dtype=object), "chunk": np.arange(len(rfm)) // chunk_size}
+    )
+    con.register("score_chunk_of", chunk_of)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORE_TABLE} AS SELECT * FROM score_chunk_of")
+    con.unregister("score_chunk_of")
+    return -(-len(rfm) // chunk_size)
+
+
 CLUSTERED_TABLES = ("order_candidates", "credit_matches")
 
 
@@ -151,8 +165,8 @@ def _cluster_by_customer(con: Any) -> None:
     DuckDB keeps min/max statistics per row group (about 122k rows), so on a table sorted by
     customer a chunk's ``customer_id BETWEEN`` range (:func:`_chunk_filter`) reads only its own
     row groups; unsorted, every chunk reads (and, beyond the memory limit, reloads from disk) the
-    whole table: at 10M customers / 31M orders, 6 s per chunk against 0.6 s, for a sort of
-    about 35 s. The rows are the same, so are the features (the SQL sums money as DECIMAL and
+    whole table: at 10M customers / 31M orders, 6 s per chunk against 0.6 s, for one sort of
+    25-35 s. The rows are the same, so are the features (the SQL sums money as DECIMAL and
     orders everything it depends on). ``lines`` is left as it is: only orders whose lines straddle
     the cutoff read it, and at the ingestion cutoff there are none.
     """
@@ -230,8 +244,7 @@ def score(
         )
     window_days = scorer.settings.churn.window_days
     stamp = _scored_at(scored_at)
-    # MLflow's SQL store takes ~2 s to import and set up: on a thread, it overlaps the ingestion.
-    opening = _Background(_open_tracker, settings, uri) if log_run and tracker is None else None
+    opening = _Opening(settings, uri) if log_run and tracker is None else None
     with ingest(
         settings.orders,
         as_of=settings.features.as_of,
@@ -251,26 +264,10 @@ def score(
         # orders table is done with, and it is a third of DuckDB's memory.
         ingested.con.execute("DROP TABLE orders")
         chunk_size = settings.scoring.chunk_customers
-        # Chunks are runs of rfm_summary's rows (sorted by customer_id in DuckDB).
-        chunk_of = pd.DataFrame(
-            {"customer_id": rfm["customer_id"].to_numpy(dtype=object), "chunk": np.arange(len(rfm)) // chunk_size}
-        )
-        ingested.con.register("score_chunk_of", chunk_of)
-        ingested.con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORE_TABLE} AS SELECT * FROM score_chunk_of")
-        ingested.con.unregister("score_chunk_of")
-        chunks = int(np.ceil(len(rfm) / chunk_size))
-        penalizer = scorer.settings.churn.btyd_penalizer
+        chunks = _chunk_table(ingested.con, rfm, chunk_size)
         if chunks > 1:
-            # The BTYD fits run in numpy on one core, and DuckDB releases the GIL: the fits run on
-            # a thread while DuckDB sorts. Nothing else runs meanwhile (the tracker is open by now,
-            # or waited for: the fits record warnings with warnings.catch_warnings, process-wide).
-            if opening is not None:
-                opening.join()
-            fitting = _Background(fit_btyd_features, daily, as_of, penalizer=penalizer)
             _cluster_by_customer(ingested.con)
-            btyd = fitting.result()
-        else:
-            btyd = fit_btyd_features(daily, as_of, penalizer=penalizer)
+        btyd = fit_btyd_features(daily, as_of, penalizer=scorer.settings.churn.btyd_penalizer)
         counts: dict[str, Counter[str]] = {
             c: Counter() for c in ("value_tier", "churn_risk", "segment", "lifecycle_stage")
         }
@@ -329,39 +326,31 @@ def score(
     return result
 
 
-class _Background:
-    """``function(*args, **kwargs)`` on a daemon thread (an interrupted job does not wait for it);
-    ``result()`` joins it and returns its value or raises its exception. Worth it for calls that
-    spend their time outside the GIL (DuckDB, numpy on large arrays, imports waiting on I/O)."""
+class _Opening:
+    """A Tracker built on a background thread: MLflow's SQL store takes ~2 s to import and set up,
+    which then overlaps DuckDB's ingestion (DuckDB releases the GIL while it works)."""
 
-    def __init__(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, uri: str) -> None:
         import threading
 
         self._value: Any = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function, args, kwargs), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(settings, uri), daemon=True)
         self._thread.start()
 
-    def _run(self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _run(self, settings: Settings, uri: str) -> None:
+        from clv_models.tracking import Tracker
+
         try:
-            self._value = function(*args, **kwargs)
+            self._value = Tracker(settings.tracking.score_experiment, root=settings.tracking.root, uri=uri)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller in result()
             self._error = exc
-
-    def join(self) -> None:
-        self._thread.join()
 
     def result(self) -> Any:
         self._thread.join()
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def _open_tracker(settings: Settings, uri: str) -> Any:
-    from clv_models.tracking import Tracker
-
-    return Tracker(settings.tracking.score_experiment, root=settings.tracking.root, uri=uri)
 
 
 def _log_scoring(tracker: Any, result: ScoreResult, report: Any) -> str:
