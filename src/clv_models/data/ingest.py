@@ -275,19 +275,7 @@ def ingest(
             target = Path(str(quarantine_path).replace("{source}", opened.stem))
             written = write_relation_atomic(con, quarantine_sql(opened), target, fmt="parquet")
         report.quarantine_path = str(written) if written else None
-        if report.malformed_share > validation.max_bad_share:
-            where = f"; see {written}" if written else ""
-            raise TooManyBadRowsError(
-                f"{opened.label}: {report.malformed_rows:,} of {report.rows_read:,} rows "
-                f"({report.malformed_share:.1%}) are malformed ({report.malformed_summary()}), above the "
-                f"limit of {validation.max_bad_share:.1%}{where}; fix the export or raise "
-                "validation.max_bad_share"
-            )
-        if report.orders == 0:
-            raise ClvInputError(
-                f"{opened.label}: no usable orders ({report.reason_summary()}); "
-                "check the column mapping and --as-of"
-            )
+        check_report(report, opened.label, validation)
         return IngestResult(con=con, report=report, quarantine_path=written, source=opened, _workdir=workdir)
     except duckdb.Error as exc:
         con.close()
@@ -485,6 +473,23 @@ def quality_report(
         as_of=as_of,
         timestamp_format=fmt,
     )
+
+
+def check_report(report: QualityReport, label: str, validation: ValidationSettings) -> None:
+    """Fail on malformed rows above ``validation.max_bad_share`` (naming the quarantine file) or
+    on no usable orders; both engines call it after writing the quarantine."""
+    if report.malformed_share > validation.max_bad_share:
+        where = f"; see {report.quarantine_path}" if report.quarantine_path else ""
+        raise TooManyBadRowsError(
+            f"{label}: {report.malformed_rows:,} of {report.rows_read:,} rows "
+            f"({report.malformed_share:.1%}) are malformed ({report.malformed_summary()}), above the "
+            f"limit of {validation.max_bad_share:.1%}{where}; fix the export or raise "
+            "validation.max_bad_share"
+        )
+    if report.orders == 0:
+        raise ClvInputError(
+            f"{label}: no usable orders ({report.reason_summary()}); check the column mapping and --as-of"
+        )
 
 
 def _build_lines_and_orders(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from clv_models.config import ColumnMap, SourceSettings, ValidationSettings
 from clv_models.data.quality import QualityReport
 from clv_models.data.sources import RAW_VIEW, ROW_COLUMN, OpenedSource, check_columns, quote_literal
-from clv_models.errors import ClvInputError, TooManyBadRowsError
+from clv_models.errors import ClvInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -350,6 +350,7 @@ def spark_ingest(
     from clv_models.data.ingest import (
         _choose_timestamp_format,
         _mapping,
+        check_report,
         ingestion_plan,
         line_reasons_sql,
         quality_report,
@@ -395,17 +396,7 @@ def spark_ingest(
         target = str(quarantine_path).replace("{source}", stem)
         written = _write_quarantine(sql, opened, target)
     report.quarantine_path = written
-    if report.malformed_share > validation.max_bad_share:
-        where = f"; see {written}" if written else ""
-        raise TooManyBadRowsError(
-            f"{label}: {report.malformed_rows:,} of {report.rows_read:,} rows "
-            f"({report.malformed_share:.1%}) are malformed ({report.malformed_summary()}), above the "
-            f"limit of {validation.max_bad_share:.1%}{where}; fix the export or raise validation.max_bad_share"
-        )
-    if report.orders == 0:
-        raise ClvInputError(
-            f"{label}: no usable orders ({report.reason_summary()}); check the column mapping and --as-of"
-        )
+    check_report(report, label, validation)
     return SparkIngestResult(sql=sql, report=report, quarantine_path=written, source=opened, extras=plan.extras)
 
 

@@ -84,6 +84,23 @@ def _scored_at(value: dt.datetime | None) -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
 
 
+def load_checked_scorer(settings: Settings, model_uri: str) -> tuple[str, Any]:
+    """(tracking URI, loaded scorer) for ``model_uri``; an explicit ``features.unit`` other than
+    the model's is a one-line error. Both scoring engines start here."""
+    from clv_models.tracking.mlflow_tracking import tracking_uri
+    from clv_models.tracking.registry import load_scorer
+
+    uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
+    loaded = load_scorer(model_uri, tracking_uri=uri)
+    unit = loaded.scorer.unit
+    if settings.features.unit != unit and "unit" in settings.features.model_fields_set:
+        raise ClvInputError(
+            f"model {model_uri} was trained in unit {unit!r} but features.unit is {settings.features.unit!r}; "
+            f"drop the override or train a {settings.features.unit!r} model"
+        )
+    return uri, loaded
+
+
 def _output_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
@@ -225,8 +242,7 @@ def score(
     from clv_models.features.churn import fit_btyd_features
     from clv_models.features.rfm import rfm_summary
     from clv_models.scoring.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
-    from clv_models.tracking.mlflow_tracking import tracking_uri
-    from clv_models.tracking.registry import load_scorer, signature_frame
+    from clv_models.tracking.registry import signature_frame
     from clv_models.valuation.labels import apply_labels
 
     if settings.orders.path is None:
@@ -234,14 +250,8 @@ def score(
     model_uri = model_uri or settings.scoring.model
     out_path = Path(out or settings.scoring.out)
     _output_format(out_path)
-    uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
-    loaded = load_scorer(model_uri, tracking_uri=uri)
+    uri, loaded = load_checked_scorer(settings, model_uri)
     scorer = loaded.scorer
-    if settings.features.unit != scorer.unit and "unit" in settings.features.model_fields_set:
-        raise ClvInputError(
-            f"model {model_uri} was trained in unit {scorer.unit!r} but features.unit is {settings.features.unit!r}; "
-            f"drop the override or train a {settings.features.unit!r} model"
-        )
     window_days = scorer.settings.churn.window_days
     stamp = _scored_at(scored_at)
     opening = _Opening(settings, uri) if log_run and tracker is None else None

@@ -168,10 +168,8 @@ def score_spark(
     from clv_models.evaluation.drift import population_stability_from_counts
     from clv_models.features.churn import fit_btyd_features
     from clv_models.features.rfm import summary_sql
-    from clv_models.scoring.job import ScoreResult, _log_scoring, _scored_at
+    from clv_models.scoring.job import ScoreResult, _log_scoring, _scored_at, load_checked_scorer
     from clv_models.scoring.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
-    from clv_models.tracking.mlflow_tracking import tracking_uri
-    from clv_models.tracking.registry import load_scorer
 
     check_spark_requirements()
     from pyspark.sql import functions as F
@@ -188,14 +186,8 @@ def score_spark(
     out_path = str(out or settings.scoring.out)
     if out_path.lower().endswith(".csv"):
         raise ClvInputError(f"{out_path}: the Spark engine writes a Parquet directory; drop the .csv suffix")
-    uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
-    loaded = load_scorer(model_uri, tracking_uri=uri)
+    uri, loaded = load_checked_scorer(settings, model_uri)
     scorer = loaded.scorer
-    if settings.features.unit != scorer.unit and "unit" in settings.features.model_fields_set:
-        raise ClvInputError(
-            f"model {model_uri} was trained in unit {scorer.unit!r} but features.unit is {settings.features.unit!r}; "
-            f"drop the override or train a {settings.features.unit!r} model"
-        )
     window_days = scorer.settings.churn.window_days
     stamp = _scored_at(scored_at)
     say = progress or (lambda _step: None)
