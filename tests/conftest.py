@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
 
 # Hypothesis keeps a directory of its own; point it outside the repository before importing it.
-os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="clv-hypothesis-"))
+# Created here, so removed here when the session ends (a left-over directory per run piles up).
+if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+    _hypothesis_dir = tempfile.mkdtemp(prefix="clv-hypothesis-")
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _hypothesis_dir
+    atexit.register(shutil.rmtree, _hypothesis_dir, ignore_errors=True)
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402

@@ -327,6 +327,10 @@ def ingestion_plan(
     Steps: ``lines`` (parsed lines + row-level reason), ``order_candidates`` (valid lines summed
     per order), ``credit_matches`` (each credit and the purchase it refunds), ``netted``,
     ``orders`` (the canonical orders) and ``order_rejects`` (order-level reasons).
+
+    Only ``order_candidates`` is written in ``customer_id`` order: the scorer's per-chunk
+    customer ranges then read only their own row groups. ``orders`` is left unsorted (every
+    reader orders or groups what it reads; sorting 31M orders cost 45 s of a 10M-customer run).
     """
     types = column_types
     cid = _customer_id_expr(columns.customer_id, types[columns.customer_id])
@@ -380,6 +384,7 @@ def ingestion_plan(
                sum(CAST(amount AS {MONEY})) AS amount, count(*) AS n_lines {extra_aggs}
         FROM lines WHERE reason IS NULL
         GROUP BY customer_id, order_id
+        ORDER BY customer_id
     """
     # A credit (net < 0) is matched to the customer's latest purchase at or before it; among
     # purchases sharing that timestamp, the one with the greatest order id (deterministic).
@@ -417,7 +422,6 @@ def ingestion_plan(
                CAST(returned_amount AS DOUBLE) AS returned_amount, n_lines
                {''.join(f', {name}' for name in extras)}
         FROM netted WHERE amount > 0
-        ORDER BY customer_id, order_ts, order_id
     """
     order_rejects = """
         SELECT customer_id, order_id, 'non_positive_order' AS reason FROM netted WHERE amount <= 0
