@@ -184,9 +184,10 @@ def _cluster_by_customer(con: Any) -> None:
     customer a chunk's ``customer_id BETWEEN`` range (:func:`_chunk_filter`) reads only its own
     row groups; unsorted, every chunk reads (and, beyond the memory limit, reloads from disk) the
     whole table: at 10M customers / 31M orders, 6 s per chunk against 0.6 s. Ingestion writes
-    ``order_candidates`` sorted already; the credits are re-sorted here. The rows are the same, so are the features (the SQL sums money as DECIMAL and
-    orders everything it depends on). ``lines`` is left as it is: only orders whose lines straddle
-    the cutoff read it, and at the ingestion cutoff there are none.
+    ``order_candidates`` sorted already; the credits are re-sorted here. The rows are the same,
+    so are the features (the SQL sums money as DECIMAL and orders everything it depends on).
+    ``lines`` is left as it is: only orders whose lines straddle the cutoff read it, and at the
+    ingestion cutoff there are none.
     """
     for table in CLUSTERED_TABLES:
         con.execute(f"CREATE TEMP TABLE score_sorted AS SELECT * FROM {table} ORDER BY customer_id")
