@@ -76,6 +76,15 @@ def check_spark_requirements() -> None:
         )
 
 
+def _local_driver_memory() -> str:
+    """A quarter of the machine's memory, 1 to 8 GiB: the heap of a ``local[*]`` session."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return "2g"
+    return f"{min(8, max(1, total // 4 // 2**30))}g"
+
+
 def spark_session(
     master: str | None = "local[2]", *, app_name: str = "clv_models", conf: dict[str, str] | None = None
 ) -> SparkSession:
@@ -97,6 +106,8 @@ def spark_session(
         # A few shuffle partitions per core on one machine (Spark's default of 200 is for clusters);
         # adaptive execution still coalesces or splits them.
         **({"spark.sql.shuffle.partitions": "16"} if (master or "").startswith("local") else {}),
+        # Spark's 1 GB default heap spills every table of a million-customer ingestion to disk.
+        **({"spark.driver.memory": _local_driver_memory()} if (master or "").startswith("local") else {}),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -138,25 +149,35 @@ def to_spark_sql(sql: str, *, unordered: bool = False) -> str:
 
 
 class SparkSql:
-    """Runs DuckDB-dialect SQL on a Spark session; tables are persisted temp views."""
+    """Runs DuckDB-dialect SQL on a Spark session; tables are materialised temp views."""
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
-        self._persisted: dict[str, DataFrame] = {}
+        self._blocks: dict[str, set[int]] = {}  # table → ids of the RDDs holding its rows
 
     def frame(self, sql: str, *, unordered: bool = False) -> DataFrame:
         return self.spark.sql(to_spark_sql(sql, unordered=unordered))
 
     def table(self, name: str, sql: str, *, persist: bool = True) -> DataFrame:
-        """The query as temp view ``name`` (its ORDER BY dropped; cached unless ``persist=False``)."""
+        """The query as temp view ``name`` (its ORDER BY dropped; materialised unless ``persist=False``)."""
         return self.register(name, self.frame(sql, unordered=True), persist=persist)
 
     def register(self, name: str, frame: DataFrame, *, persist: bool = True) -> DataFrame:
+        """``frame`` as temp view ``name``; with ``persist``, computed now and kept (memory, then
+        disk) as a local checkpoint, which later queries read instead of recomputing it.
+
+        Not ``DataFrame.persist``: Spark substitutes a cached table only into a query whose plan
+        matches the cached plan, and plans with a self-join (``credit_matches``) or a
+        non-deterministic expression (the row numbers) never match, so every use of a "cached"
+        ingestion table recomputed ingestion from the source file (docs/decisions.md D25)."""
         from pyspark import StorageLevel
 
         if persist:
-            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-            self._persisted[name] = frame
+            self.drop(name)
+            context = self.spark.sparkContext._jsc
+            before = set(context.getPersistentRDDs().keys())
+            frame = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+            self._blocks[name] = set(context.getPersistentRDDs().keys()) - before
         frame.createOrReplaceTempView(name)
         return frame
 
@@ -164,14 +185,18 @@ class SparkSql:
         return [tuple(row) for row in self.frame(sql).collect()]
 
     def drop(self, *names: str) -> None:
+        """Drop the views and free the rows of those that were materialised."""
         for name in names:
-            frame = self._persisted.pop(name, None)
-            if frame is not None:
-                frame.unpersist()
+            ids = self._blocks.pop(name, set())
+            if ids:
+                held = self.spark.sparkContext._jsc.getPersistentRDDs()
+                for rdd_id in ids:
+                    if rdd_id in held:
+                        held[rdd_id].unpersist(False)
             self.spark.catalog.dropTempView(name)
 
     def close(self) -> None:
-        self.drop(*list(self._persisted))
+        self.drop(*list(self._blocks))
 
 
 # Spark type → the DuckDB type name the ingestion SQL branches on.
@@ -368,8 +393,8 @@ def spark_ingest(
     opened = OpenedSource(label=label, stem=stem, column_types=types)
     check_columns(opened, mapping)
     sql = SparkSql(spark)
-    numbered = _with_row_numbers(raw)
-    sql.register(RAW_VIEW, numbered, persist=False)
+    # Materialised once: the numbering reads the source twice already, and every step reads it.
+    numbered = sql.register(RAW_VIEW, _with_row_numbers(raw))
     if sql.fetch(f"SELECT count(*) FROM {RAW_VIEW}")[0][0] == 0:
         raise ClvInputError(f"{label}: no data rows (header only or empty table); export the orders again")
     fmt = source.timestamp_format
