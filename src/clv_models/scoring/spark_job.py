@@ -227,8 +227,6 @@ def score_spark(
         say("point-in-time features")
         # Materialised once: the range partitioner samples it, then the scorer reads it.
         table = sql.register("score_features", spark_customer_features(ingested, "score_rfm", as_of))
-        table.count()
-        say("range partitioning")
         drift_edges = {name: tuple(ref.edges) for name, ref in scorer.drift_reference.items()}
         provenance = {"model_uri": model_uri, "model_version": loaded.version or "", "scored_at": stamp}
         columns = [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
@@ -255,8 +253,9 @@ def score_spark(
             .mapInPandas(scorer_fn, schema)
             .sortWithinPartitions("customer_id")
         )
-        scored = sql.register("scored", scored)
-        say("scoring and writing")
+        say("scoring")
+        scored = sql.register("scored", scored)  # computed here, once: written, then counted
+        say("writing")
         written = write_parquet_atomic(scored.select(*columns), out_path, partition_by=partition_by)
         say("shares and drift")
         # One pass over the scored rows: a count per decision code and per drift bin.
