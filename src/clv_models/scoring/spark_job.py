@@ -142,7 +142,7 @@ def spark_customer_features(ingested: Any, rfm_table: str, as_of: dt.date) -> An
     sql.table(CUTOFFS_TABLE, f"SELECT CAST('{as_of.isoformat()}' AS DATE) AS cutoff", persist=False)
     extras = set(ingested.extras) & {"quantity", "category", *CATEGORICAL}
     sql.table("pit", point_in_time_orders_sql(0, sorted(extras)))
-    # Unordered: the rows are joined and range-partitioned next, so a global sort is wasted (20 s at 1M).
+    # Unordered: the rows are joined and range-partitioned next, so a global sort would be wasted.
     daily = sql.frame(features_sql(extras), unordered=True).drop("cutoff")
     for name, renamed in DAILY_RENAMES.items():
         daily = daily.withColumnRenamed(name, renamed)
