@@ -66,7 +66,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_churn  # noqa: E402  (the order simulator and the measurement helpers)
 import bench_score  # noqa: E402  (settings and the untimed model training)
-from _harness import cpu_model, format_load, versions  # noqa: E402
+from _harness import cpu_model, format_load, spawn_worker, versions  # noqa: E402
 
 RESULT_MARKER = "BENCH_SCALE_RESULT "
 STAMP = bench_score.STAMP
@@ -313,12 +313,7 @@ def run_worker_mode(args: argparse.Namespace) -> None:
 
 
 def spawn(kind: str, *extra: str) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, *extra]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"{kind} worker failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
-    return json.loads(lines[-1][len(RESULT_MARKER) :])
+    return spawn_worker(__file__, RESULT_MARKER, kind, *extra)
 
 
 def measure(engine: str, args: argparse.Namespace, orders: Path, model_dir: Path, scratch: Path) -> dict[str, Any]:

@@ -329,8 +329,9 @@ def ingestion_plan(
     ``orders`` (the canonical orders) and ``order_rejects`` (order-level reasons).
 
     Only ``order_candidates`` is written in ``customer_id`` order: the scorer's per-chunk
-    customer ranges then read only their own row groups. ``orders`` is left unsorted (every
-    reader orders or groups what it reads; sorting 31M orders cost 45 s of a 10M-customer run).
+    customer ranges then read only their own row groups. ``orders`` is left unsorted: every
+    reader orders or groups what it reads (10M-customer scoring, benchmarks/bench_scale.py:
+    248.9 s → 238.7 s median with this split of the sorting).
     """
     types = column_types
     cid = _customer_id_expr(columns.customer_id, types[columns.customer_id])
