@@ -139,3 +139,21 @@ def test_persistence(fitted: GammaGammaModel, cdnow: pd.DataFrame) -> None:
     np.testing.assert_array_equal(restored.expected_order_value(cdnow), fitted.expected_order_value(cdnow))
     assert GammaGammaModel.from_dict(fitted.to_dict()).params_ == fitted.params_
     assert GammaGammaModel.from_lifetimes(fitted.to_lifetimes(), unit="W").params_ == pytest.approx(fitted.params_)
+
+
+def test_moment_start_recovers_simulation_truth() -> None:
+    """The method-of-moments start lands near the true (p, q, γ) on a large simulated sample
+    (it is what lets Newton finish in a few steps), and falls back when the moments do not fit.
+    q = 6: the start uses m̄², whose sample mean settles slowly unless E[ν⁻⁴] is finite (q > 4)."""
+    rng = np.random.default_rng(29)
+    p, q, gamma = 6.0, 6.0, 25.0
+    n = 400_000
+    x = rng.integers(1, 12, n).astype(float)
+    nu = rng.gamma(q, 1 / gamma, n)
+    m = rng.gamma(p * x, 1 / nu) / x
+    start = np.exp(GammaGammaModel._start(x, m, np.ones(n)))
+    # A start, not an estimator: over seeds p and γ scatter by up to ~20 % (measured on 4 seeds).
+    np.testing.assert_allclose(start, [p, q, gamma], rtol=0.25)
+    # Identical spend for everyone: no spread, so p = 2, q = 3 and γ from the mean (pγ/(q−1) = 50).
+    flat = np.exp(GammaGammaModel._start(x, np.full(n, 50.0), np.ones(n)))
+    np.testing.assert_allclose(flat, [2.0, 3.0, 50.0])
