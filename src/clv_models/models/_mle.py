@@ -342,11 +342,43 @@ def warm_up_sample(weights: np.ndarray, size: int = WARM_UP_ROWS) -> np.ndarray 
     return np.bincount(draws, minlength=len(weights)).astype(float)
 
 
+def small_integer_codes(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as int64 when they are all whole numbers in [0, 4n + 1024] (purchase counts,
+    whole-day recency and age), else ``None``. Such values are their own dense-enough codes, which
+    spares a hash table: daily RFM columns are nearly always of this kind."""
+    if not len(values):
+        return None
+    low, high = float(values.min()), float(values.max())
+    if not (low >= 0 and high <= 4 * len(values) + 1024):  # also false for NaN
+        return None
+    as_int = values.astype(np.int64)
+    return as_int if np.array_equal(as_int, values) else None
+
+
+def group_values(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``values``, each row's position among them, and the total weight of each.
+
+    Whole numbers in a small range are counted with ``bincount`` (ascending order), anything else
+    hashed with ``pd.factorize`` (order of first appearance)."""
+    import pandas as pd
+
+    as_int = small_integer_codes(values)
+    if as_int is None:
+        index, distinct = pd.factorize(values)
+        return np.asarray(distinct, dtype=float), index, np.bincount(index, weights=weights)
+    counts = np.bincount(as_int)
+    present = counts > 0
+    position = np.cumsum(present) - 1
+    distinct = np.flatnonzero(present)
+    return distinct.astype(float), position[as_int], np.bincount(as_int, weights=weights)[distinct]
+
+
 def factorize_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..k−1 identifying the distinct rows of equal-length columns, and the index of each
-    distinct row's first occurrence. Hash-based, O(n): columns are factorized one at a time and
-    their codes combined into one int64 key (mixed radix; re-factorized only when the product of
-    the sizes could overflow), which a last factorization makes dense.
+    distinct row's first occurrence. Hash-based, O(n): columns are coded one at a time (small
+    whole numbers are their own codes, :func:`small_integer_codes`; anything else is factorized)
+    and their codes combined into one int64 key (mixed radix; re-factorized only when the product
+    of the sizes could overflow), which a last factorization makes dense.
 
     ``pd.factorize`` numbers values in order of first appearance, so each distinct row's code is
     one more than the largest code before it: first occurrences are where the running maximum rises.
@@ -356,12 +388,18 @@ def factorize_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     key = np.zeros(len(columns[0]), dtype=np.int64)
     radix = 1
     for values in columns:
-        column_codes, uniques = pd.factorize(values)
-        if radix * max(len(uniques), 1) >= 2**62:
+        column_codes = small_integer_codes(values)
+        if column_codes is not None:
+            size = int(column_codes.max()) + 1
+        else:
+            column_codes, uniques = pd.factorize(values)
+            size = len(uniques)
+        size = max(size, 1)
+        if radix * size >= 2**62:
             key, distinct = pd.factorize(key)
             radix = max(len(distinct), 1)
-        key = key * len(uniques) + column_codes
-        radix *= max(len(uniques), 1)
+        key = key * size + column_codes
+        radix *= size
     codes, _ = pd.factorize(key)
     codes = codes.astype(np.int64, copy=False)
     if not len(codes):

@@ -25,6 +25,7 @@ from clv_models.models._mle import (
     PenalizedObjective,
     compress,
     factorize_rows,
+    group_values,
     maximise,
     trigamma,
     warm_up_sample,
@@ -84,7 +85,7 @@ class _Data:
 
     @classmethod
     def build(cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> _Data:
-        x_index, x_values = pd.factorize(x)  # hash-based: no sort of a million rows
+        x_values, x_index, x_weights = group_values(x, weights)
         repeat = x > 0
         # Positions among the positive distinct x, without hashing the rows again.
         positive = x_values > 0
@@ -92,7 +93,7 @@ class _Data:
         repeat_index = (np.cumsum(positive) - 1)[x_index[repeat]]
         return cls(
             x=x, t_x=t_x, T=T, weights=weights, x_values=x_values,
-            x_weights=np.bincount(x_index, weights=weights), total_weight=float(weights.sum()),
+            x_weights=x_weights, total_weight=float(weights.sum()),
             T_none=T[~repeat], weights_none=weights[~repeat],
             x_repeat=x[repeat], t_x_repeat=t_x[repeat], T_repeat=T[repeat], weights_repeat=weights[repeat],
             repeat_values=repeat_values, repeat_index=repeat_index,

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._mle import PenalizedObjective, maximise, trigamma
+from clv_models.models._mle import PenalizedObjective, group_values, maximise, trigamma
 from clv_models.models._mle import weighted_sum as _wsum
 from clv_models.models._persistence import ParametricModelMixin
 from clv_models.models._validation import rfm_arrays, training_unit
@@ -49,7 +49,7 @@ class _Data:
 
     @classmethod
     def build(cls, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> _Data:
-        x_index, x_values = pd.factorize(x)  # hash-based: no sort of a million rows
+        x_values, _, x_weights = group_values(x, weights)
         log_m = np.log(m)
         return cls(
             x=x,
@@ -57,49 +57,60 @@ class _Data:
             weights=weights,
             weight_rows=np.stack([weights, weights * x]),
             x_values=x_values,
-            x_weights=np.bincount(x_index, weights=weights),
+            x_weights=x_weights,
             total_weight=float(weights.sum()),
             sum_log_m=_wsum(weights, log_m),
             sum_x_log_mx=_wsum(weights * x, log_m + np.log(x)),
         )
 
 
-def _row_sums(weight_rows: np.ndarray, values: np.ndarray) -> tuple[float, float]:
-    """(Σ w·v, Σ w·x·v) in one pass over ``values``, without BLAS (see ``weighted_sum``)."""
-    first, second = np.einsum("ki,i->k", weight_rows, values)
-    return float(first), float(second)
-
-
 def _log_likelihood_derivatives(
     params: np.ndarray, data: _Data, hessian: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray | None]:
     """Weighted total log-likelihood, its gradient and (if ``hessian``) its Hessian w.r.t.
-    (p, q, γ); the formulas are in :func:`log_likelihood_gradient` and :func:`log_likelihood_hessian`."""
+    (p, q, γ); the formulas are in :func:`log_likelihood_gradient` and :func:`log_likelihood_hessian`.
+
+    The rows enter only through Σ w·v and Σ w·x·v of v = ln(xm+γ), 1/(xm+γ), 1/(xm+γ)²: one
+    einsum over the stacked rows gives all six; the special functions take px+q, px and q in one
+    array each. At a few thousand buyers the fit's cost is the number of numpy calls, not the rows.
+    """
     p, q, gamma = params
-    pxv = p * data.x_values
-    wx, W = data.x_weights, data.total_weight
+    x_values, wx, W = data.x_values, data.x_weights, data.total_weight
+    k = len(x_values)
+    pxv = p * x_values
+    arguments = np.concatenate([pxv + q, pxv, [q]])  # ψ, ψ′, lnΓ of px+q, px and q in one call each
     shifted = data.xm + gamma
-    log_shifted = np.log(shifted)
-    inverse = np.reciprocal(shifted, out=shifted)  # reuse the buffer: one pass fewer
-    weighted_log, weighted_x_log = _row_sums(data.weight_rows, log_shifted)
+    rows = 3 if hessian else 2
+    per_row = np.empty((rows, len(shifted)))
+    np.log(shifted, out=per_row[0])
+    np.reciprocal(shifted, out=per_row[1])
+    if hessian:
+        np.multiply(per_row[1], per_row[1], out=per_row[2])
+    # sums[i, j]: Σ (w, w·x)_j · v_i, without BLAS (see ``weighted_sum``)
+    sums = np.einsum("ji,ki->kj", data.weight_rows, per_row)
+    weighted_log, weighted_x_log = sums[0]
+    weighted_inverse, weighted_x_inverse = sums[1]
+
+    log_gamma_functions = gammaln(arguments)
+    digammas = digamma(arguments)
     value = (
-        _wsum(wx, gammaln(pxv + q) - gammaln(pxv)) + W * (q * np.log(gamma) - gammaln(q))
+        _wsum(wx, log_gamma_functions[:k] - log_gamma_functions[k:2 * k])
+        + W * (q * np.log(gamma) - log_gamma_functions[-1])
         + p * data.sum_x_log_mx - data.sum_log_m - p * weighted_x_log - q * weighted_log
     )
-    digamma_pxq = digamma(pxv + q)
-    d_p = _wsum(wx, data.x_values * (digamma_pxq - digamma(pxv))) + data.sum_x_log_mx - weighted_x_log
-    d_q = _wsum(wx, digamma_pxq) + W * (np.log(gamma) - digamma(q)) - weighted_log
-    weighted_inverse, weighted_x_inverse = _row_sums(data.weight_rows, inverse)
+    digamma_pxq = digammas[:k]
+    d_p = _wsum(wx, x_values * (digamma_pxq - digammas[k:2 * k])) + data.sum_x_log_mx - weighted_x_log
+    d_q = _wsum(wx, digamma_pxq) + W * (np.log(gamma) - digammas[-1]) - weighted_log
     d_gamma = W * q / gamma - p * weighted_x_inverse - q * weighted_inverse
     gradient = np.array([d_p, d_q, d_gamma])
     if not hessian:
         return float(value), gradient, None
-    trigamma_pxq = trigamma(pxv + q)
-    x_trigamma_pxq = _wsum(wx, data.x_values * trigamma_pxq)
-    inverse_sq = np.multiply(inverse, inverse, out=inverse)
-    h_pp = _wsum(wx, data.x_values**2 * (trigamma_pxq - trigamma(pxv)))
-    h_qq = _wsum(wx, trigamma_pxq) - W * trigamma(q)
-    weighted_inverse_sq, weighted_x_inverse_sq = _row_sums(data.weight_rows, inverse_sq)
+    trigammas = trigamma(arguments)
+    trigamma_pxq = trigammas[:k]
+    x_trigamma_pxq = _wsum(wx, x_values * trigamma_pxq)
+    h_pp = _wsum(wx, x_values**2 * (trigamma_pxq - trigammas[k:2 * k]))
+    h_qq = _wsum(wx, trigamma_pxq) - W * trigammas[-1]
+    weighted_inverse_sq, weighted_x_inverse_sq = sums[2]
     h_gg = -W * q / gamma**2 + p * weighted_x_inverse_sq + q * weighted_inverse_sq
     h_qg = W / gamma - weighted_inverse
     h = np.array([
