@@ -314,3 +314,32 @@ def test_sample_weight_equals_repeated_rows(cdnow_summary: pd.DataFrame) -> None
     by_rows = BetaGeoModel().fit(doubled)
     assert by_weight.params_ == pytest.approx(by_rows.params_, rel=1e-7)
     assert by_weight.log_likelihood_ == pytest.approx(by_rows.log_likelihood_, rel=1e-10)
+
+
+@pytest.mark.parametrize("params", [
+    {"r": 0.2469, "alpha": 19.49, "a": 0.8368, "b": 2.696},  # a typical daily fit
+    {"r": 0.7364, "alpha": 62.31, "a": 0.0019, "b": 8.96e6},  # Online Retail: drop-out not identified
+    {"r": 0.7364, "alpha": 62.31, "a": 0.0305, "b": 6.31e8},  # the same ridge further out
+])
+def test_expected_purchases_equal_high_precision_where_b_is_huge(params: dict[str, float]) -> None:
+    """E[Y(t) | x, t_x, T] and E[X(t)] against FHL's closed form evaluated with 60 digits (mpmath).
+    In double precision the closed form loses ~log10(b) digits: at b = 6.3e8 it was off by 2,200 %
+    and gave negative CLVs on Online Retail; the model switches to the series in p there."""
+    model = BetaGeoModel.from_dict({"model": "BetaGeoModel", "penalizer": 0.0, "unit": "D", "params": params})
+    rfm = pd.DataFrame({"frequency": [0.0, 3.0, 50.0, 200.0, 10.0], "recency": [0.0, 60.0, 290.0, 350.0, 4.0],
+                        "T": [10.0, 100.0, 300.0, 360.0, 5.0]})
+    mpmath.mp.dps = 60
+    r, alpha, a, b = (mpmath.mpf(params[k]) for k in ("r", "alpha", "a", "b"))
+
+    def alive_expectation(x: float, T: float, t: float) -> float:
+        x, T, t = mpmath.mpf(x), mpmath.mpf(T), mpmath.mpf(t)
+        z = t / (alpha + T + t)
+        return float((a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (r + x) * mpmath.hyp2f1(r + x, b + x, a + b + x - 1, z)))
+
+    alive = model.probability_alive(rfm)
+    for t in (30.0, 180.0):
+        expected = [alive_expectation(x, T, t) * p for x, T, p in zip(rfm["frequency"], rfm["T"], alive, strict=True)]
+        np.testing.assert_allclose(model.expected_purchases(rfm, horizon=f"{t:.0f}D"), expected, rtol=1e-10)
+        assert model.expected_purchases_new_customer(horizon=f"{t:.0f}D") == pytest.approx(
+            alive_expectation(0.0, 0.0, t), rel=1e-10
+        )
