@@ -320,6 +320,7 @@ def test_sample_weight_equals_repeated_rows(cdnow_summary: pd.DataFrame) -> None
     {"r": 0.2469, "alpha": 19.49, "a": 0.8368, "b": 2.696},  # a typical daily fit
     {"r": 0.7364, "alpha": 62.31, "a": 0.0019, "b": 8.96e6},  # Online Retail: drop-out not identified
     {"r": 0.7364, "alpha": 62.31, "a": 0.0305, "b": 6.31e8},  # the same ridge further out
+    {"r": 0.7364, "alpha": 1.0, "a": 0.0305, "b": 2.0e3},  # some (x, T, t) by the series, the rest closed-form
 ])
 def test_expected_purchases_equal_high_precision_where_b_is_huge(params: dict[str, float]) -> None:
     """E[Y(t) | x, t_x, T] and E[X(t)] against FHL's closed form evaluated with 60 digits (mpmath).

@@ -104,6 +104,9 @@ class _Data:
 # the ratio of successive terms stays below SERIES_RATIO throughout.
 SERIES_TERMS = 30
 SERIES_RATIO = 0.1
+# Below this b the closed form is kept everywhere: against 60-digit mpmath its relative error was
+# ≤ 4e-14 at b = 10, 7e-13 at 100, 6e-12 at 1,000 and 1.5e-9 at 10,000 (a = 0.03, r = 0.74, α = 62).
+SERIES_MIN_B = 1_000.0
 
 
 def _log_likelihood_derivatives(
@@ -353,30 +356,48 @@ class BetaGeoModel(ParametricModelMixin, BaseEstimator):
             E[Y(t)] = E_p[(1 − (1 + p s)^−(r+x)) / p] = Σ_{k≥1} (−1)^(k+1) (r+x)_k s^k / k! · E[p^(k−1)],
             E[p^(k−1)] = (a)_(k−1) / (a+b+x)_(k−1),
 
-        (E[Y(t) | λ, p] = (1 − e^(−λpt))/p, FHL 2005 §4), used where the ratio of successive terms
-        stays ≤ ``SERIES_RATIO`` for ``SERIES_TERMS`` terms (then the truncation is below 10⁻³⁰).
+        (E[Y(t) | λ, p] = (1 − e^(−λpt))/p, FHL 2005 §4), used when b ≥ ``SERIES_MIN_B`` for the
+        elements where the ratio of successive terms stays ≤ ``SERIES_RATIO`` for ``SERIES_TERMS``
+        terms (then the truncation is below 10⁻³⁰).
         """
         r, alpha, a, b = self._unpack()
         t = np.asarray(horizons, dtype=float).reshape(-1, 1)
+        if b < SERIES_MIN_B:
+            return self._closed_form_brackets(x, T, t)
         shape = np.broadcast_shapes(t.shape, np.shape(x))
-        rate = r + x
-        s = t / (alpha + T)
-        depth = a + b + x
-        worst_ratio = (rate + SERIES_TERMS) * s * (a + SERIES_TERMS) / ((SERIES_TERMS + 1) * depth)
+        worst_ratio = (r + x + SERIES_TERMS) * (t / (alpha + T)) * (a + SERIES_TERMS) / (
+            (SERIES_TERMS + 1) * (a + b + x)
+        )
         use_series = np.broadcast_to(worst_ratio <= SERIES_RATIO, shape)
         if not use_series.any():
             return self._closed_form_brackets(x, T, t)
-        term = np.broadcast_to(rate * s, shape).copy()
+        if use_series.all():
+            return self._series_brackets(x, T, t)
+        # Each element by one method only (large x converge fast even at ordinary b).
+        grid = [np.broadcast_to(v, shape) for v in (x, T, t)]
+        result = np.empty(shape)
+        closed = ~use_series
+        result[closed] = self._closed_form_brackets(*(v[closed] for v in grid))
+        result[use_series] = self._series_brackets(*(v[use_series] for v in grid))
+        return result
+
+    def _series_brackets(self, x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The series form of :meth:`_scaled_brackets` (arguments broadcast), summed until every
+        term is below 10⁻¹⁷ of its sum or ``SERIES_TERMS`` terms."""
+        r, alpha, a, b = self._unpack()
+        rate, depth = r + x, a + b + x
+        s = t / (alpha + T)
+        term = np.array(np.broadcast_to(rate * s, np.broadcast_shapes(np.shape(rate), np.shape(s))))
         total = term.copy()
         for k in range(1, SERIES_TERMS):
             term *= -(rate + k) * s * (a + k - 1) / ((k + 1) * (depth + k - 1))
             total += term
-        if use_series.all():
-            return total
-        return np.where(use_series, total, self._closed_form_brackets(x, T, t))
+            if k % 4 == 0 and np.all(np.abs(term) <= 1e-17 * np.abs(total)):
+                break
+        return total
 
     def _closed_form_brackets(self, x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """The ₂F₁ form of :meth:`_scaled_brackets` on the grid ``t`` (a column) × (x, T)."""
+        """The ₂F₁ form of :meth:`_scaled_brackets` (arguments broadcast)."""
         r, alpha, a, b = self._unpack()
         z = t / (alpha + T + t)
         series = hyp2f1_threaded(r + x, b + x, a + b + x - 1, z)
