@@ -335,7 +335,8 @@ def test_expected_purchases_equal_high_precision_where_b_is_huge(params: dict[st
     def alive_expectation(x: float, T: float, t: float) -> float:
         x, T, t = mpmath.mpf(x), mpmath.mpf(T), mpmath.mpf(t)
         z = t / (alpha + T + t)
-        return float((a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (r + x) * mpmath.hyp2f1(r + x, b + x, a + b + x - 1, z)))
+        series = mpmath.hyp2f1(r + x, b + x, a + b + x - 1, z)
+        return float((a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (r + x) * series))
 
     alive = model.probability_alive(rfm)
     for t in (30.0, 180.0):

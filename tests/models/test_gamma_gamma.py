@@ -142,18 +142,18 @@ def test_persistence(fitted: GammaGammaModel, cdnow: pd.DataFrame) -> None:
 
 
 def test_moment_start_recovers_simulation_truth() -> None:
-    """The method-of-moments start lands near the true (p, q, γ) on a large simulated sample
-    (it is what lets Newton finish in a few steps), and falls back when the moments do not fit.
-    q = 6: the start uses m̄², whose sample mean settles slowly unless E[ν⁻⁴] is finite (q > 4)."""
+    """The log-moment start lands near the true (p, q, γ) on a large simulated sample (it is what
+    lets Newton finish in a few steps), and falls back when the moments do not fit."""
     rng = np.random.default_rng(29)
-    p, q, gamma = 6.0, 6.0, 25.0
+    p, q, gamma = 6.0, 4.0, 15.0
     n = 400_000
     x = rng.integers(1, 12, n).astype(float)
     nu = rng.gamma(q, 1 / gamma, n)
     m = rng.gamma(p * x, 1 / nu) / x
     start = np.exp(GammaGammaModel._start(x, m, np.ones(n)))
-    # A start, not an estimator: over seeds p and γ scatter by up to ~20 % (measured on 4 seeds).
-    np.testing.assert_allclose(start, [p, q, gamma], rtol=0.25)
+    # A start, not an estimator: ψ′(px) ≈ 1/(px) biases p low by ~10 % and γ high by ~12 %
+    # (measured over 6 seeds: p 5.25-5.70, q 4.05-4.08, γ 16.0-17.6).
+    np.testing.assert_allclose(start, [p, q, gamma], rtol=0.2)
     # Identical spend for everyone: no spread, so p = 2, q = 3 and γ from the mean (pγ/(q−1) = 50).
     flat = np.exp(GammaGammaModel._start(x, np.full(n, 50.0), np.ones(n)))
     np.testing.assert_allclose(flat, [2.0, 3.0, 50.0])
