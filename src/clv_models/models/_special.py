@@ -1,9 +1,10 @@
 """Gauss's hypergeometric function on many arguments at once, split across the machine's cores.
 
 ₂F₁ is most of the cost of BG/NBD expected purchases and CLV (~200 ns a call, 12 calls per
-distinct (x, T) pair for a 12-month CLV: 7.9 of 10.1 ms on the 10k benchmark table). scipy's ufunc releases the GIL, so interleaved slices evaluated
-in threads run in parallel; each element is computed by the same code as in one call, so the
-result is identical bit for bit whatever the number of threads.
+distinct (x, T) pair for a 12-month CLV: 7.9 of 10.1 ms on the 10k benchmark table). scipy's
+ufunc releases the GIL, so interleaved slices evaluated in threads run in parallel; each element
+is computed by the same code as in one call, so the result is identical bit for bit whatever the
+number of threads.
 """
 
 from __future__ import annotations

@@ -349,8 +349,9 @@ class BetaGeoModel(ParametricModelMixin, BaseEstimator):
 
         (FHL 2005, eq. 10 without P(alive)), one threaded ₂F₁ call for the whole grid. The bracket
         is O(1/b) and the factor O(b): for large b (a fit where drop-out is not identified runs
-        b to 10⁶-10⁹) the difference loses ~log₁₀(b) digits — on Online Retail CLVs came out
-        negative. Where it converges fast, the same expectation is summed as a series in p instead:
+        b to 10⁶-10⁹) the difference loses digits fast (against 60-digit mpmath: 6e-12 relative at
+        b = 10³, 1.5e-9 at 10⁴, 2e-3 at 9·10⁶) — on Online Retail CLVs came out negative. Where
+        it converges fast, the same expectation is summed as a series in p instead:
         given alive, λ ~ Gamma(r+x, α+T) and p ~ Beta(a, b+x), and with s = t/(α+T)
 
             E[Y(t)] = E_p[(1 − (1 + p s)^−(r+x)) / p] = Σ_{k≥1} (−1)^(k+1) (r+x)_k s^k / k! · E[p^(k−1)],
