@@ -52,14 +52,14 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _harness import cpu_model, format_load, versions  # benchmarks/ is on sys.path when run as a script
+import _harness  # benchmarks/ is on sys.path when run as a script
+from _harness import cpu_model, format_load, versions
 
 GENERATOR_VERSION = 1
 DEFAULT_SEED = 20240601
@@ -284,24 +284,9 @@ def run_worker_mode(args: argparse.Namespace) -> None:
 
 def spawn_worker(kind: str, path: Path, as_of: dt.date, unit: str, *extra: str) -> dict[str, Any]:
     """Run this script as a ``kind`` worker in a fresh interpreter; its JSON result."""
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        kind,
-        "--parquet",
-        str(path),
-        "--as-of",
-        as_of.isoformat(),
-        "--unit",
-        unit,
-        *extra,
-    ]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"{kind} worker failed (exit {done.returncode}):\n{done.stdout}")
-    return json.loads(lines[-1][len(RESULT_MARKER) :])
+    return _harness.spawn_worker(
+        __file__, RESULT_MARKER, kind, "--parquet", str(path), "--as-of", as_of.isoformat(), "--unit", unit, *extra
+    )
 
 
 def summarize(runs: list[dict[str, Any]], key: str = "seconds") -> dict[str, Any]:

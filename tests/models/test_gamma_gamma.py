@@ -11,7 +11,7 @@ import pytest
 
 from clv_models.errors import ClvInputError
 from clv_models.models import GammaGammaModel
-from clv_models.models.gamma_gamma import log_likelihood_gradient, log_likelihood_hessian
+from clv_models.models.gamma_gamma import _Data, log_likelihood_gradient, log_likelihood_hessian
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +150,10 @@ def test_moment_start_recovers_simulation_truth() -> None:
     x = rng.integers(1, 12, n).astype(float)
     nu = rng.gamma(q, 1 / gamma, n)
     m = rng.gamma(p * x, 1 / nu) / x
-    start = np.exp(GammaGammaModel._start(x, m, np.ones(n)))
+    start = np.exp(GammaGammaModel._start(_Data.build(x, m, np.ones(n))))
     # A start, not an estimator: ψ′(px) ≈ 1/(px) biases p low by ~10 % and γ high by ~12 %
     # (measured over 6 seeds: p 5.25-5.70, q 4.05-4.08, γ 16.0-17.6).
     np.testing.assert_allclose(start, [p, q, gamma], rtol=0.2)
     # Identical spend for everyone: no spread, so p = 2, q = 3 and γ from the mean (pγ/(q−1) = 50).
-    flat = np.exp(GammaGammaModel._start(x, np.full(n, 50.0), np.ones(n)))
+    flat = np.exp(GammaGammaModel._start(_Data.build(x, np.full(n, 50.0), np.ones(n))))
     np.testing.assert_allclose(flat, [2.0, 3.0, 50.0])
