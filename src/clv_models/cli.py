@@ -439,6 +439,8 @@ def _print_score(result: Any) -> None:
         shares = result.distributions.get(column, {})
         ordered = [code for code in _NATURAL_ORDER if code in shares] + sorted(set(shares) - set(_NATURAL_ORDER))
         out.print(f"  {column}: " + ", ".join(f"{code} {shares[code]:.1%}" for code in ordered), markup=False)
+    for warning in result.input_warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     for warning in result.drift_warnings:
         err.print(f"warning: drift against training: {warning}", markup=False, highlight=False)
     if result.run_id:
@@ -462,6 +464,14 @@ def score(
     timestamp_format: TsFormatOpt = None,
     engine: EngineOpt = None,
     master: MasterOpt = None,
+    accept_missing: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--accept-missing-column",
+            help="Score although the orders lack this optional column (quantity, category, country, channel) that "
+            "the model's features read; its feature is then missing (a warning is printed and logged). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Score every customer with a registered (or exported) scorer; write the scores atomically."""
     with _user_errors():
@@ -470,7 +480,7 @@ def score(
             set_,
             columns,
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
-            **{"scoring.engine": engine, "spark.master": master},
+            **{"scoring.engine": engine, "spark.master": master, "scoring.accept_missing_columns": accept_missing},
         )
         result = _run_scoring(settings, model, out_path)
         _print_score(result)

@@ -411,9 +411,17 @@ class ScoringSettings(_Frozen):
 
     model: str = Field("models:/clv-customer-scorer@champion", description="Model URI or exported model directory.")
     out: str = Field("scores/scores.parquet", description="Output path; .parquet or .csv.")
-    chunk_customers: int = Field(250_000, ge=1000, description="Customers scored per chunk (bounds memory).")
+    chunk_customers: int = Field(250_000, ge=1, description="Customers scored per chunk (bounds memory).")
     psi_warning: float = Field(0.2, gt=0.0, description="Warn when a PSI vs training exceeds this.")
     labels_in_output: bool = Field(True, description="Write display labels ([labels]) instead of codes.")
+    columns: tuple[str, ...] = Field(
+        (), description="Scores columns to write (customer_id is always first); empty: every column."
+    )
+    accept_missing_columns: tuple[Literal["quantity", "category", "country", "channel"], ...] = Field(
+        (),
+        description="Optional order columns (quantity, category, country, channel) the model's features read that "
+        "may be missing from the scoring orders; their features are then scored as missing, with a warning.",
+    )
     engine: Literal["embedded", "spark"] = Field(
         "embedded", description="embedded (DuckDB + pandas, one machine) or spark ([spark] section)."
     )

@@ -40,6 +40,15 @@ class QualityReport:
     quarantine_path: str | None = field(default=None)
 
     @property
+    def cutoff(self) -> dt.date | None:
+        """The cutoff the data describe (DESIGN.md §2): ``as_of`` when given, else the day of the
+        last kept order (the end of that day); None when no order was kept. Computed here only:
+        every step reads it from the report."""
+        if self.as_of is not None:
+            return self.as_of
+        return None if self.last_order_ts is None else self.last_order_ts.date()
+
+    @property
     def rows_quarantined(self) -> int:
         return sum(self.reason_counts.values())
 

@@ -25,9 +25,8 @@ Every time feature is in days. Money is summed as DECIMAL (exact, so reruns are 
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,10 +57,10 @@ WINDOWS = (
 SPEND_WINDOWS = ("30d", "90d", "90_180d", "180d")
 
 BASE_FEATURES = (
-    "frequency",  # repeat purchase days (BTYD frequency, unit D)
-    "recency",  # days from first to last purchase day
-    "T",  # days from first purchase day to the cutoff (tenure)
-    "monetary_value",  # mean net spend of the repeat purchase days
+    "frequency_days",  # repeat purchase days (BTYD frequency, unit D)
+    "recency_days",  # days from first to last purchase day
+    "T_days",  # days from first purchase day to the cutoff (tenure)
+    "monetary_value_days",  # mean net spend of the repeat purchase days
     "days_since_last",
     "n_orders",
     "total_spend",
@@ -78,7 +77,8 @@ BASE_FEATURES = (
 )
 OPTIONAL_NUMERIC = {"quantity": "basket_quantity", "category": "category_breadth"}
 CATEGORICAL = ("country", "channel")
-BTYD_FEATURES = ("bgnbd_p_alive", "bgnbd_expected_purchases_w", "bgnbd_p_no_purchase_w", "gg_expected_order_value")
+# Optional canonical order columns and the feature each one feeds.
+OPTIONAL_SOURCES = {**OPTIONAL_NUMERIC, **{name: name for name in CATEGORICAL}}
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,10 @@ def _date_list(cutoffs: Sequence[dt.date]) -> str:
     return ", ".join(f"(DATE '{d.isoformat()}')" for d in sorted(set(cutoffs)))
 
 
-def _optional_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {row[0] for row in con.execute("DESCRIBE order_candidates").fetchall()}
+def optional_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The optional order columns (quantity, category, country, channel) ingestion mapped."""
+    names = {row[0] for row in con.execute("DESCRIBE order_candidates").fetchall()}
+    return names & set(OPTIONAL_SOURCES)
 
 
 def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = ()) -> str:
@@ -281,8 +283,8 @@ def features_sql(extras: set[str]) -> str:
             FROM timed GROUP BY cutoff, customer_id
         ) {category_cte} {categorical_ctes}
         SELECT cutoff, customer_id,
-               CAST(r.frequency AS DOUBLE) AS frequency, CAST(r.recency AS DOUBLE) AS recency,
-               CAST(r.T AS DOUBLE) AS T, r.monetary_value,
+               CAST(r.frequency AS DOUBLE) AS frequency_days, CAST(r.recency AS DOUBLE) AS recency_days,
+               CAST(r.T AS DOUBLE) AS T_days, r.monetary_value AS monetary_value_days,
                CAST(r.days_since_last AS DOUBLE) AS days_since_last,
                CAST(o.n_orders AS DOUBLE) AS n_orders,
                CAST(o.total_spend AS DOUBLE) AS total_spend,
@@ -314,99 +316,6 @@ def _labels_sql(window_days: int) -> str:
     """
 
 
-@dataclass
-class BtydDiagnostics:
-    """Per-cutoff BG/NBD and Gamma-Gamma fits behind the BTYD features."""
-
-    cutoff: dt.date
-    bgnbd_params: dict[str, float] = field(default_factory=dict)
-    gamma_gamma_params: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BtydFeatureModels:
-    """The BG/NBD and Gamma-Gamma fits (daily) behind one cutoff's BTYD features."""
-
-    bgnbd: Any = None
-    gamma_gamma: Any = None
-    diagnostics: BtydDiagnostics | None = None
-
-
-def fit_btyd_features(
-    part: pd.DataFrame, cutoff: dt.date, *, penalizer: float = 0.0, weights: np.ndarray | None = None
-) -> BtydFeatureModels:
-    """Fit BG/NBD on a cutoff's daily RFM (``frequency, recency, T, monetary_value`` in days) and
-    Gamma-Gamma on its repeat buyers (≥ 20 needed). Failures leave None and a diagnostic.
-    ``weights``: customers per row, when ``part`` holds distinct rows (the Spark engine)."""
-    from clv_models.models import BetaGeoModel, GammaGammaModel
-
-    part = part[["frequency", "recency", "T", "monetary_value"]]
-    part.attrs["unit"] = "D"
-    row_weights = np.ones(len(part)) if weights is None else np.asarray(weights, dtype=float)
-    fitted = BtydFeatureModels(diagnostics=BtydDiagnostics(cutoff=cutoff))
-    diag = fitted.diagnostics
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            fitted.bgnbd = BetaGeoModel(penalizer=penalizer).fit(part, sample_weight=weights)
-            diag.bgnbd_params = dict(fitted.bgnbd.params_)
-        except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
-            diag.warnings.append(f"BG/NBD not fitted: {exc}")
-        is_repeat = (part["frequency"] > 0).to_numpy()
-        repeat = part[is_repeat]
-        repeat_buyers = int(row_weights[is_repeat].sum())
-        if repeat_buyers >= 20:
-            try:
-                fitted.gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(
-                    repeat, sample_weight=None if weights is None else row_weights[is_repeat]
-                )
-                diag.gamma_gamma_params = dict(fitted.gamma_gamma.params_)
-            except (ClvInputError, np.linalg.LinAlgError, FloatingPointError) as exc:
-                diag.warnings.append(f"Gamma-Gamma not fitted: {exc}")
-        else:
-            diag.warnings.append(f"Gamma-Gamma not fitted: {repeat_buyers} repeat buyers (< 20)")
-    diag.warnings.extend(f"{w.category.__name__}: {w.message}" for w in caught)
-    return fitted
-
-
-def btyd_feature_values(part: pd.DataFrame, fitted: BtydFeatureModels, *, window_days: int) -> dict[str, np.ndarray]:
-    """The four BTYD features of ``part`` (daily RFM) from fitted models; NaN where not fitted."""
-    part = part[["frequency", "recency", "T", "monetary_value"]]
-    part.attrs["unit"] = "D"
-    horizon = f"{window_days}D"
-    out = {name: np.full(len(part), np.nan) for name in BTYD_FEATURES}
-    if fitted.bgnbd is not None:
-        out["bgnbd_p_alive"] = fitted.bgnbd.probability_alive(part)
-        out["bgnbd_expected_purchases_w"] = fitted.bgnbd.expected_purchases(part, horizon=horizon)
-        out["bgnbd_p_no_purchase_w"] = fitted.bgnbd.probability_no_purchase(part, horizon=horizon)
-    if fitted.gamma_gamma is not None:
-        out["gg_expected_order_value"] = fitted.gamma_gamma.expected_order_value(part)
-    return out
-
-
-def add_btyd_features(
-    frame: pd.DataFrame, *, window_days: int, penalizer: float = 0.0
-) -> tuple[pd.DataFrame, list[BtydDiagnostics]]:
-    """BG/NBD P(alive), expected purchases and P(no purchase) over the window, and the
-    Gamma-Gamma expected order value, from models fitted *per cutoff* on that cutoff's daily RFM
-    (so no parameter sees a later order). Fits that fail leave NaN and a diagnostic."""
-    import pandas as pd
-
-    out = {name: np.full(len(frame), np.nan) for name in BTYD_FEATURES}
-    diagnostics = []
-    for cutoff, index in frame.groupby("cutoff", sort=True).indices.items():
-        part = frame.iloc[index]
-        fitted = fit_btyd_features(part, pd.Timestamp(cutoff).date(), penalizer=penalizer)
-        for name, values in btyd_feature_values(part, fitted, window_days=window_days).items():
-            out[name][index] = values
-        diagnostics.append(fitted.diagnostics)
-    result = frame.copy()
-    for name, values in out.items():
-        result[name] = values
-    return result, diagnostics
-
-
 SAMPLE_BUCKETS = 1_000_000
 
 
@@ -429,11 +338,9 @@ def churn_snapshots(
     *,
     window_days: int = 90,
     labels: bool = True,
-    btyd: bool = True,
-    btyd_penalizer: float = 0.0,
     customer_share: Mapping[dt.date, float] | None = None,
     customer_filter: str | None = None,
-) -> tuple[pd.DataFrame, list[BtydDiagnostics]]:
+) -> pd.DataFrame:
     """Features (and labels) of every customer with a purchase on or before each cutoff.
 
     One row per (cutoff, customer), sorted by cutoff then customer_id; ``cutoff`` is a date
@@ -442,16 +349,16 @@ def churn_snapshots(
     data (ingestion cutoff, else the last order date). ``customer_share`` keeps, at the cutoffs
     it names, only a deterministic share of the customers (chosen by a hash of the id, so the same
     customers at every cutoff and on every run); other cutoffs keep everyone. ``customer_filter``
-    is a SQL condition on ``customer_id`` restricting every cutoff (chunked scoring); BTYD features
-    are then fitted on the restricted customers, so chunked callers pass ``btyd=False`` and apply
-    models fitted on everyone (:func:`fit_btyd_features`, :func:`btyd_feature_values`).
+    is a SQL condition on ``customer_id`` restricting every cutoff (chunked scoring). Every
+    feature of a row is a function of that customer's orders alone: this module fits no model
+    (the BTYD features come from :class:`clv_models.models.btyd_features.BtydChurnFeatures`).
     """
     import pandas as pd
 
     if not cutoffs:
         raise ClvInputError("no churn cutoffs given")
     con = ingested.con
-    data_end = ingested.report.as_of or ingested.report.last_order_ts.date()
+    data_end = ingested.report.cutoff
     if labels:
         late = [d for d in cutoffs if d + dt.timedelta(days=window_days) > data_end]
         if late:
@@ -459,7 +366,7 @@ def churn_snapshots(
                 f"cutoff {late[0]} + {window_days} days ends after the data ({data_end}); "
                 "labels would be incomplete: use an earlier cutoff or labels=False"
             )
-    extras = _optional_columns(con) & {"quantity", "category", *CATEGORICAL}
+    extras = optional_columns(con)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT * FROM (VALUES {_date_list(cutoffs)}) t(cutoff)"
     )
@@ -487,15 +394,12 @@ def churn_snapshots(
         frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
     frame["customer_id"] = frame["customer_id"].astype("string")
     frame.attrs["unit"] = "D"
-    diagnostics: list[BtydDiagnostics] = []
-    if btyd:
-        frame, diagnostics = add_btyd_features(frame, window_days=window_days, penalizer=btyd_penalizer)
-    return frame, diagnostics
+    return frame
 
 
 def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) model inputs present in a snapshot frame, in a fixed order."""
-    numeric = [c for c in (*BASE_FEATURES, *OPTIONAL_NUMERIC.values(), *BTYD_FEATURES) if c in frame.columns]
+    numeric = [c for c in (*BASE_FEATURES, *OPTIONAL_NUMERIC.values()) if c in frame.columns]
     categorical = [c for c in CATEGORICAL if c in frame.columns]
     return numeric, categorical
 
@@ -510,7 +414,6 @@ class ChurnDataset:
     test: pd.DataFrame
     numeric_features: list[str]
     categorical_features: list[str]
-    btyd_diagnostics: list[BtydDiagnostics]
     training_share: float = 1.0  # share of customers kept in the training snapshots (max_train_rows)
 
     @property
@@ -534,7 +437,7 @@ def _training_share(ingested: IngestResult, plan: SnapshotPlan, max_rows: int | 
 def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> ChurnDataset:
     """Plan the snapshots from the data's span and build all of them in one pass."""
     first = ingested.con.execute("SELECT min(order_ts) FROM order_candidates WHERE amount > 0").fetchall()[0][0]
-    data_end = ingested.report.as_of or ingested.report.last_order_ts.date()
+    data_end = ingested.report.cutoff
     plan = plan_snapshots(
         first.date(),
         data_end,
@@ -544,11 +447,10 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
         min_history_days=settings.min_history_days,
     )
     share = _training_share(ingested, plan, settings.max_train_rows)
-    frame, diagnostics = churn_snapshots(
+    frame = churn_snapshots(
         ingested,
         [*plan.train, plan.validation, plan.test],
         window_days=settings.window_days,
-        btyd_penalizer=settings.btyd_penalizer,
         customer_share={cutoff: share for cutoff in plan.train},
     )
     numeric, categorical = feature_columns(frame)
@@ -566,5 +468,4 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
         test=part([plan.test]),
         numeric_features=numeric,
         categorical_features=categorical,
-        btyd_diagnostics=diagnostics,
     )

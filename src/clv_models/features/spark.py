@@ -33,7 +33,7 @@ def spark_features(settings: Settings, out: str | Path, *, spark: Any = None) ->
         quarantine_path=settings.validation.quarantine,
     ) as ingested:
         report = ingested.report
-        cutoff = chosen.as_of or report.last_order_ts.date()
+        cutoff = chosen.as_of or report.cutoff
         if chosen.holdout_end:
             sql = calibration_holdout_sql("orders", cutoff, chosen.holdout_end, chosen.unit)
         else:
@@ -42,3 +42,23 @@ def spark_features(settings: Settings, out: str | Path, *, spark: Any = None) ->
         customers = frame.count()
         written = write_parquet_atomic(frame.orderBy("customer_id"), target)
     return written, customers, cutoff
+
+
+def spark_customer_features(ingested: Any, as_of: dt.date, unit: str) -> Any:
+    """The Spark twin of :func:`clv_models.features.customer.customer_features`: a Spark DataFrame
+    of the same feature table (same columns, same values; row order unspecified) from a
+    :class:`~clv_models.data.spark.SparkIngestResult`, by the same SQL texts, transpiled."""
+    from pyspark.sql import functions as F
+
+    from clv_models.features.churn import CATEGORICAL, CUTOFFS_TABLE, features_sql, point_in_time_orders_sql
+    from clv_models.features.rfm import summary_sql
+
+    sql = ingested.sql
+    rfm = sql.frame(summary_sql("orders", as_of, unit), unordered=True)  # type: ignore[arg-type]
+    sql.table(CUTOFFS_TABLE, f"SELECT CAST('{as_of.isoformat()}' AS DATE) AS cutoff", persist=False)
+    extras = set(ingested.extras) & {"quantity", "category", *CATEGORICAL}
+    sql.table("pit", point_in_time_orders_sql(0, sorted(extras)))
+    # Unordered: the rows are joined and range-partitioned next, so a global sort would be wasted.
+    daily = sql.frame(features_sql(extras), unordered=True).drop("cutoff")
+    table = rfm.join(daily, on="customer_id", how="inner")
+    return table.select("customer_id", F.lit(as_of.isoformat()).alias("as_of"), *table.columns[1:])

@@ -49,12 +49,14 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     """LightGBM binary classifier of churn, tuned with Optuna and calibrated.
 
     ``predict_proba(X)[:, 1]`` is the calibrated probability that the customer churns over the
-    window the labels were made with.
+    window the labels were made with: ``window_days`` (days), recorded here so that whatever
+    applies the classifier (the scorer, its BTYD features) reads the window from the model itself.
     """
 
     def __init__(
         self,
         *,
+        window_days: int = 90,
         categorical_features: Sequence[str] = (),
         n_trials: int = 30,
         timeout_seconds: float | None = None,
@@ -70,6 +72,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         boost_from: str | None = None,
         tuning_rows: int | None = 200_000,
     ) -> None:
+        self.window_days = window_days
         self.categorical_features = categorical_features
         self.n_trials = n_trials
         self.timeout_seconds = timeout_seconds
@@ -89,6 +92,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     def from_settings(cls, settings: Any, categorical_features: Sequence[str] = ()) -> ChurnClassifier:
         """From :class:`clv_models.config.ChurnSettings`."""
         return cls(
+            window_days=settings.window_days,
             categorical_features=tuple(categorical_features),
             n_trials=settings.n_trials,
             timeout_seconds=settings.timeout_seconds,

@@ -98,7 +98,7 @@ def plot_segment_map(
 ) -> Axes:
     """Customers by days since last purchase (x) and predicted value (y, symlog), coloured by
     ``by``; a seeded sample of at most ``sample`` customers keeps the figure light."""
-    _require(table, (by, "days_since_last", "clv_h"), "clv_models.scoring.assign_decisions")
+    _require(table, (by, "days_since_last", "clv_h"), "clv_models.scorer.assign_decisions")
     ax = _axes(ax)
     rows = table if len(table) <= sample else table.sample(sample, random_state=seed)
     for name, group in rows.groupby(by, sort=True):

@@ -1,10 +1,4 @@
-"""Scoring: from orders at a cutoff and fitted models to one row per customer (DESIGN.md §4)."""
-
-from clv_models.scoring.customers import (
-    CustomerModels,
-    assign_decisions,
-    customer_features,
-    customer_values,
-)
-
-__all__ = ["CustomerModels", "assign_decisions", "customer_features", "customer_values"]
+"""Scoring: the batch jobs that turn orders at a cutoff into the scores table with a registered
+scorer (DESIGN.md §4): embedded (DuckDB, :mod:`clv_models.scoring.job`) and Spark
+(:mod:`clv_models.scoring.spark_job`), which share everything after the features
+(:mod:`clv_models.scoring.batch`)."""

@@ -7,8 +7,11 @@ import pandas as pd
 
 
 class CustomerScorerModel(mlflow.pyfunc.PythonModel):
-    """``predict(features, params={"as_of": "YYYY-MM-DD", "codes": False})`` → the scores table
-    (display labels, or the English codes with ``codes=True``)."""
+    """``predict(features, params={"codes": False, "language": …})`` → the scores table.
+
+    ``features``: the table of :func:`clv_models.features.customer.customer_features` (its
+    ``as_of`` column is the cutoff). Display labels in the training language, or ``language``
+    ("en", "zh"); the English codes with ``codes=True``."""
 
     # model_input is hinted as a DataFrame: MLflow then keeps the logged signature and does not
     # warn (it warns on every load when predict has no hint at all).
@@ -19,5 +22,8 @@ class CustomerScorerModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201
         params = params or {}
-        as_of = params.get("as_of") or self.scorer.trained_as_of
-        return self.scorer.score(model_input, as_of=str(as_of), codes=bool(params.get("codes", False)))
+        labels = self.scorer.settings.labels
+        language = params.get("language") or labels.language
+        if language != labels.language:
+            labels = labels.model_copy(update={"language": language, "overrides": {}})
+        return self.scorer.score(model_input, codes=bool(params.get("codes", False)), labels=labels)

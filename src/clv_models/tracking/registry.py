@@ -1,9 +1,10 @@
 """The customer scorer as an MLflow pyfunc model: save, log to a run, register, alias, load, export.
 
-The model directory holds the pickled :class:`~clv_models.scoring.scorer.CustomerScorer`
+The model directory holds the pickled :class:`~clv_models.scorer.CustomerScorer`
 (joblib), the ``clv_models`` package itself as ``code_paths`` (so a fresh process loads it even
 where the package is not installed, e.g. a Spark executor), pinned pip requirements, a signature
-(``customer_id`` string, numeric inputs float64, categorical inputs string; param ``as_of``) and
+(``customer_id`` and ``as_of`` strings, numeric inputs float64, categorical inputs string; params
+``codes`` and ``language``) and
 an input example.
 
 Everything goes through ``MlflowClient`` with an explicit URI (no fluent global state): the model
@@ -31,7 +32,7 @@ from clv_models.errors import ClvInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from clv_models.scoring.scorer import CustomerScorer
+    from clv_models.scorer import CustomerScorer
     from clv_models.tracking.mlflow_tracking import Tracker
 
 SCORER_ARTIFACT = "scorer"
@@ -98,12 +99,19 @@ def _package_dir() -> str:
 
 
 def signature_frame(scorer: CustomerScorer, features: pd.DataFrame) -> pd.DataFrame:
-    """The model input as the signature describes it: customer_id, numeric as float64, strings."""
+    """The model input as the signature describes it: customer_id, as_of, numeric as float64,
+    categorical as strings."""
     import pandas as pd
 
     columns = ["customer_id", *scorer.input_columns]
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise ClvInputError(
+            f"the feature table lacks column(s) {', '.join(missing)}; build it with "
+            "clv_models.features.customer.customer_features"
+        )
     frame = features[columns].copy()
-    categorical = set(scorer.categorical_inputs)
+    categorical = {"as_of", *scorer.categorical_inputs}
     for column in columns:
         if column == "customer_id" or column in categorical:
             if not pd.api.types.is_string_dtype(frame[column]):
@@ -121,8 +129,8 @@ def save_scorer(scorer: CustomerScorer, path: str | Path, example: pd.DataFrame)
 
     path = Path(path)
     example = signature_frame(scorer, example)
-    output = scorer.score(example, as_of=scorer.trained_as_of)
-    signature = infer_signature(example, output, params={"as_of": scorer.trained_as_of, "codes": False})
+    output = scorer.score(example)
+    signature = infer_signature(example, output, params={"codes": False, "language": scorer.settings.labels.language})
     with tempfile.TemporaryDirectory(prefix="clv-scorer-") as tmp, _quiet_mlflow():
         pickled = Path(tmp) / SCORER_FILE
         joblib.dump(scorer, pickled)
@@ -190,13 +198,13 @@ class LoadedScorer:
     version: str | None
     path: Path | None = None  # the local model directory it was loaded from
 
-    def predict_codes(self, frame: pd.DataFrame, *, as_of: str) -> pd.DataFrame:
+    def predict_codes(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The pyfunc model's scores (codes) through MLflow's signature enforcement; input that
         does not match (a missing column, text in a numeric column) is a one-line error."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.pyfunc.predict(frame, params={"as_of": as_of, "codes": True})
+            return self.pyfunc.predict(frame, params={"codes": True})
         except MlflowException as exc:
             raise ClvInputError(f"scoring input does not match model {self.uri}: {str(exc).splitlines()[0]}") from None
 

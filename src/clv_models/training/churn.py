@@ -35,6 +35,7 @@ from clv_models.evaluation.churn_metrics import (
     reliability_curve,
 )
 from clv_models.features.churn import LABEL, ChurnDataset, build_churn_dataset
+from clv_models.models.btyd_features import BTYD_FEATURES, BtydChurnFeatures
 from clv_models.models.churn import ChurnClassifier
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class ChurnTrainResult:
     comparison: pd.DataFrame  # one row per score (model and baselines), columns = classification_metrics
     raw_ece: float
     contributions: pd.DataFrame  # test snapshot, log-odds per feature + bias
+    btyd_fits: dict[Any, BtydChurnFeatures] = field(default_factory=dict)  # per snapshot cutoff
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -88,8 +90,29 @@ def _btyd_score(values: pd.Series, name: str) -> np.ndarray:
     if np.isnan(array).any():
         from clv_models.errors import ClvInputError
 
-        raise ClvInputError(f"{name}: BG/NBD could not be fitted at the test cutoff; see btyd_diagnostics")
+        raise ClvInputError(f"{name}: BG/NBD could not be fitted at the test cutoff; see the BTYD table of the churn report")
     return array
+
+
+def add_btyd_features(dataset: ChurnDataset, settings: ChurnSettings) -> dict[Any, BtydChurnFeatures]:
+    """Add the BTYD features to every snapshot of ``dataset`` (in place), each cutoff's from a
+    :class:`BtydChurnFeatures` fitted on that cutoff's customers only: no parameter sees a later
+    order, as at scoring, where the scorer applies the one fitted at the training cutoff
+    (docs/decisions.md D28). Returns the fits by cutoff."""
+    fits: dict[Any, BtydChurnFeatures] = {}
+    for part in ("train", "validation", "test"):
+        frame = getattr(dataset, part)
+        values = pd.DataFrame(np.nan, index=frame.index, columns=list(BTYD_FEATURES))
+        for cutoff, index in frame.groupby("cutoff", sort=True).indices.items():
+            rows = frame.iloc[index]
+            fits[cutoff] = BtydChurnFeatures(window_days=settings.window_days, penalizer=settings.btyd_penalizer).fit(
+                rows
+            )
+            values.iloc[index] = fits[cutoff].transform(rows).to_numpy()
+        for name in BTYD_FEATURES:
+            frame[name] = values[name].to_numpy()
+    dataset.numeric_features = [*dataset.numeric_features, *BTYD_FEATURES]
+    return fits
 
 
 def train_churn(
@@ -106,6 +129,7 @@ def train_churn(
     study callbacks (e.g. ``tracker.optuna_callback(run)`` to log every trial as a nested run).
     """
     dataset = build_churn_dataset(ingested, settings)
+    btyd_fits = add_btyd_features(dataset, settings)
     features = dataset.features
     model = ChurnClassifier.from_settings(settings, dataset.categorical_features)
     model.fit(
@@ -135,6 +159,7 @@ def train_churn(
         comparison=comparison,
         raw_ece=raw_ece,
         contributions=model.contributions(test[features]),
+        btyd_fits=btyd_fits,
     )
     result.metrics = _metrics(result)
     if run is not None:
@@ -271,7 +296,7 @@ def churn_markdown(result: ChurnTrainResult) -> str:
         "",
         "## BG/NBD and Gamma-Gamma behind the BTYD features (refitted per cutoff)",
         "",
-        _btyd_table(dataset),
+        _btyd_table(result.btyd_fits),
         "",
         "Figures: `churn_reliability.png`, `churn_lift.png`, `churn_feature_importance.png`, "
         "`churn_contributions_summary.png`.",
@@ -280,13 +305,12 @@ def churn_markdown(result: ChurnTrainResult) -> str:
     return "\n".join(lines)
 
 
-def _btyd_table(dataset: ChurnDataset) -> str:
+def _btyd_table(fits: Mapping[Any, BtydChurnFeatures]) -> str:
     rows = []
-    for diag in dataset.btyd_diagnostics:
-        row: dict[str, Any] = {"cutoff": diag.cutoff.isoformat()}
-        row.update({name: f"{value:.4g}" for name, value in diag.bgnbd_params.items()})
-        row.update({name: f"{value:.4g}" for name, value in diag.gamma_gamma_params.items()})
-        row["warnings"] = "; ".join(w.split(";")[0] for w in diag.warnings) or "–"
+    for cutoff, fitted in sorted(fits.items()):
+        row: dict[str, Any] = {"cutoff": cutoff.isoformat()}
+        row.update({name: f"{value:.4g}" for name, value in fitted.params.items()})
+        row["warnings"] = "; ".join(w.split(";")[0] for w in fitted.diagnostics_) or "–"
         rows.append(row)
     return pd.DataFrame(rows).to_markdown(index=False) if rows else "(no BTYD features)"
 

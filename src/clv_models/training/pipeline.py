@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from clv_models.config import Settings
     from clv_models.data.ingest import IngestResult
-    from clv_models.scoring.scorer import CustomerScorer
+    from clv_models.scorer import CustomerScorer
 
 TAGS = ("data_fingerprint", "cutoff", "unit", "git_commit", "package_version", "source")
 HEADLINE_METRICS = (
@@ -224,8 +224,9 @@ def train(
 ) -> TrainResult:
     """Run the whole training pipeline (module docstring); returns the run and the decision."""
     from clv_models.data.ingest import ingest
-    from clv_models.scoring.customers import CustomerModels, customer_features, customer_values
-    from clv_models.scoring.scorer import CustomerScorer
+    from clv_models.features.customer import customer_features
+    from clv_models.models.btyd_features import BtydChurnFeatures
+    from clv_models.scorer import CustomerModels, CustomerScorer, customer_values
     from clv_models.tracking import Tracker, git_commit, package_version
     from clv_models.tracking.mlflow_tracking import flatten_params
     from clv_models.training.churn import train_churn
@@ -248,7 +249,7 @@ def train(
     ):
         work = Path(tmp)
         report = ingested.report
-        cutoff = report.as_of or report.last_order_ts.date()
+        cutoff = report.cutoff
         unit = settings.features.unit
         tags = {
             "data_fingerprint": _fingerprint(settings, ingested),
@@ -282,14 +283,22 @@ def train(
             metrics.update(churn.metrics)
 
             say("features at the cutoff and production fits")
-            features = customer_features(ingested, as_of=cutoff, unit=unit, window_days=settings.churn.window_days)
+            features = customer_features(ingested, as_of=cutoff, unit=unit)
             rfm = features[["frequency", "recency", "T", "monetary_value"]]
             rfm.attrs["unit"] = unit
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 bgnbd, gamma_gamma = _fit_ltv(rfm, settings.ltv.penalizer)
+            # The BTYD features' models, fitted at the cutoff as each snapshot's were at its own,
+            # and stored in the scorer: scoring applies them and fits nothing (decisions D28).
+            btyd_features = BtydChurnFeatures(
+                window_days=churn.model.window_days, penalizer=settings.churn.btyd_penalizer
+            ).fit(features)
             run.log_params({"bgnbd": bgnbd.params_, "gamma_gamma": gamma_gamma.params_})
-            models = CustomerModels(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.model)
+            run.log_params({"btyd_features": btyd_features.params})
+            models = CustomerModels(
+                bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.model, btyd_features=btyd_features
+            )
             values = customer_values(features, models, settings)
 
             say("segments, tiers, lifecycle, actions")

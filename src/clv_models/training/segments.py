@@ -2,7 +2,7 @@
 tiers, risk bands, segments, lifecycle stages and next best actions, and report them.
 
 ``train_segmentation(values, settings, previous=...)`` takes the table of
-:func:`clv_models.scoring.customer_values` (features plus ``clv_h``, ``p_alive``,
+:func:`clv_models.scorer.customer_values` (features plus ``clv_h``, ``p_alive``,
 ``churn_probability``), fits :class:`~clv_models.models.segments.CustomerSegmenter` and
 :class:`~clv_models.valuation.tiers.ValueTiers` on it, and returns everything a marketing report
 needs. Metric names (fixed, for MLflow): ``segments_silhouette``, ``segments_k``,
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from clv_models.evaluation.segments import decision_mix, segment_profiles
 from clv_models.models.segments import CustomerSegmenter
-from clv_models.scoring.customers import CustomerModels, assign_decisions
+from clv_models.scorer.values import CustomerModels, assign_decisions
 from clv_models.valuation.actions import action_table
 from clv_models.valuation.tiers import ValueTiers, customers_for_value_share, pareto_curve, pareto_table, tier_summary
 

@@ -1,6 +1,7 @@
 """The customer scorer: every fitted model, the decision rules and the drift reference in one
 picklable object. Logged to MLflow as the ``clv-customer-scorer`` pyfunc (DESIGN.md §5); its
-``score`` turns a table of customer features into the scores table of DESIGN.md §4.
+``score`` turns the feature table of :func:`clv_models.features.customer.customer_features` into
+the scores table of DESIGN.md §4. It fits nothing: a row's scores depend on that row alone.
 """
 
 from __future__ import annotations
@@ -8,16 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from clv_models.errors import ClvInputError
 from clv_models.evaluation.drift import DriftReference
-from clv_models.scoring.customers import DAILY_RENAMES, RFM_COLUMNS, CustomerModels, assign_decisions, customer_values
+from clv_models.features.churn import OPTIONAL_SOURCES
+from clv_models.features.customer import RFM_COLUMNS
+from clv_models.models.btyd_features import BTYD_FEATURES, DAILY_RFM
+from clv_models.scorer.values import CustomerModels, assign_decisions, customer_values
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from clv_models.config import Settings
+    from clv_models.config import LabelSettings, Settings
 
 # DESIGN.md §4 scores table, in order (provenance columns are added by the scoring job).
 SCORE_COLUMNS = (
@@ -57,7 +60,10 @@ LIFECYCLE_INPUTS = ("T_days", "orders_180d", "orders_180_360d")
 
 @dataclass
 class CustomerScorer:
-    """Fitted models + the settings that shape decisions + what scoring needs to check input."""
+    """Fitted models + the settings that shape decisions + what scoring needs to check input.
+
+    ``settings``: the training settings; the decision sections (valuation, churn risk, lifecycle,
+    actions, tiers) are fixed by them, only the labels may change at scoring."""
 
     models: CustomerModels
     settings: Settings
@@ -65,6 +71,14 @@ class CustomerScorer:
     trained_as_of: str
     drift_reference: dict[str, DriftReference] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def optional_columns(self) -> tuple[str, ...]:
+        """The optional order columns (quantity, category, country, channel) whose features the
+        models read: scoring orders must map them too."""
+        churn = self.models.churn
+        read = set() if churn is None else set(churn.feature_names_)
+        return tuple(source for source, feature in OPTIONAL_SOURCES.items() if feature in read)
 
     @property
     def categorical_inputs(self) -> list[str]:
@@ -76,14 +90,16 @@ class CustomerScorer:
         """Columns ``score`` reads besides ``customer_id``: numeric (float64) then categorical."""
         names = list(RFM_COLUMNS)
         if self.models.churn is not None:
-            names += [DAILY_RENAMES.get(c, c) for c in self.models.churn.feature_names_]
+            # The BTYD features are computed here from the daily RFM, by the stored models.
+            names += list(DAILY_RFM)
+            names += [c for c in self.models.churn.feature_names_ if c not in BTYD_FEATURES]
         names += [*SEGMENT_INPUTS, *LIFECYCLE_INPUTS]
         seen: dict[str, None] = {}
         for name in names:
             seen.setdefault(name, None)
         categorical = self.categorical_inputs
         numeric = [c for c in seen if c not in categorical]
-        return [*numeric, *categorical]
+        return ["as_of", *numeric, *categorical]
 
     def fit_drift_reference(self, scored: pd.DataFrame) -> None:
         """Decile bins of the training population's features and scores (for PSI at scoring)."""
@@ -94,7 +110,7 @@ class CustomerScorer:
         if missing:
             raise ClvInputError(
                 f"scoring input lacks column(s) {', '.join(missing)}; build it with "
-                "clv_models.scoring.customer_features (or `clv score`)"
+                "clv_models.features.customer.customer_features (or `clv score`)"
             )
         declared = features.attrs.get("unit")
         if declared is not None and declared != self.unit:
@@ -103,23 +119,30 @@ class CustomerScorer:
                 f"compute features with unit={self.unit!r}"
             )
 
-    def score(self, features: pd.DataFrame, *, as_of: str | None = None, codes: bool = False) -> pd.DataFrame:
+    def score(
+        self, features: pd.DataFrame, *, codes: bool = False, labels: LabelSettings | None = None
+    ) -> pd.DataFrame:
         """Scores table (DESIGN.md §4 columns, codes or display labels) for ``features``.
 
-        ``as_of`` defaults to ``features.attrs["as_of"]``. Rows keep the input order.
+        ``as_of`` comes from the table's ``as_of`` column. ``labels``: the display labels (default:
+        the training settings' ``[labels]``); ignored with ``codes=True``. Rows keep the input
+        order.
         """
+        import pandas as pd
+
         from clv_models.valuation.labels import apply_labels
 
         self.check_input(features)
         table = features.copy(deep=False)
         table.attrs["unit"] = self.unit
+        cutoffs = pd.to_datetime(table["as_of"], format="%Y-%m-%d", errors="coerce")
+        if cutoffs.isna().any():
+            raise ClvInputError(f"scoring input: {int(cutoffs.isna().sum()):,} row(s) have no as_of date YYYY-MM-DD")
         values = customer_values(table, self.models, self.settings)
         decided = assign_decisions(values, self.models, self.settings)
-        as_of = as_of or features.attrs.get("as_of")
-        if as_of is None:
-            raise ClvInputError("scoring needs the cutoff: pass as_of or features with attrs['as_of']")
-        decided["as_of"] = np.datetime64(str(as_of), "D")
+        decided["as_of"] = cutoffs.to_numpy(dtype="datetime64[s]")
         out = decided[list(SCORE_COLUMNS)].reset_index(drop=True)
         if not codes:
-            out = apply_labels(out, self.settings.labels.language, self.settings.labels.overrides)
+            labels = labels or self.settings.labels
+            out = apply_labels(out, labels.language, labels.overrides)
         return out

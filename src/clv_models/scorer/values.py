@@ -1,0 +1,88 @@
+"""From the feature table to values and decisions: the steps the scorer applies to every row.
+
+Training fits the decision models on the values and scoring only applies them; both call these:
+
+1. :func:`customer_values`: ``p_alive``, ``expected_purchases_h`` and ``clv_h`` over the
+   valuation horizon, ``expected_order_value``, the four BTYD churn features (from the BG/NBD and
+   Gamma-Gamma fitted at training on the daily RFM) and the calibrated ``churn_probability``.
+2. :func:`assign_decisions`: ``value_tier``, ``churn_risk``, ``segment``, ``lifecycle_stage``
+   and ``next_best_action`` (codes; display labels are applied at output).
+
+The input is the feature table of :func:`clv_models.features.customer.customer_features`. Every
+output of a row depends on that row and the fitted models only, never on the other rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clv_models.errors import ClvInputError
+from clv_models.features.customer import RFM_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clv_models.config import Settings
+    from clv_models.models import BetaGeoModel, ChurnClassifier, GammaGammaModel
+    from clv_models.models.btyd_features import BtydChurnFeatures
+    from clv_models.models.segments import CustomerSegmenter
+    from clv_models.valuation.tiers import ValueTiers
+
+
+@dataclass
+class CustomerModels:
+    """Every fitted model the scores need; the scorer of DESIGN.md §5 holds one of these.
+
+    ``btyd_features``: the daily BG/NBD and Gamma-Gamma behind the churn classifier's BTYD
+    features, fitted at the training cutoff (required with ``churn``)."""
+
+    bgnbd: BetaGeoModel
+    gamma_gamma: GammaGammaModel
+    churn: ChurnClassifier | None = None
+    segmenter: CustomerSegmenter | None = None
+    tiers: ValueTiers | None = None
+    btyd_features: BtydChurnFeatures | None = None
+
+
+def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Settings) -> pd.DataFrame:
+    """``table`` plus the model values (see the module docstring); ``attrs`` are kept."""
+    from clv_models.valuation.clv import customer_lifetime_value
+
+    out = table.copy(deep=False)  # new columns only: the caller's frame is never modified
+    rfm = out[list(RFM_COLUMNS)]
+    rfm.attrs["unit"] = table.attrs.get("unit")
+    horizon = settings.valuation.horizon
+    out["p_alive"] = models.bgnbd.probability_alive(rfm)
+    out["expected_purchases_h"] = models.bgnbd.expected_purchases(rfm, horizon=horizon)
+    out["expected_order_value"] = models.gamma_gamma.expected_order_value(rfm)
+    out["clv_h"] = customer_lifetime_value(models.bgnbd, models.gamma_gamma, rfm, **settings.valuation.model_dump())
+    if models.churn is not None:
+        if models.btyd_features is None:
+            raise ClvInputError("the churn classifier needs its BTYD feature models; retrain the scorer")
+        btyd = models.btyd_features.transform(out)
+        for name in btyd.columns:
+            out[name] = btyd[name].to_numpy()
+        out["churn_probability"] = models.churn.predict_proba(out)[:, 1]
+    else:
+        out["churn_probability"] = np.nan
+    return out
+
+
+def assign_decisions(table: pd.DataFrame, models: CustomerModels, settings: Settings) -> pd.DataFrame:
+    """``table`` (with values) plus tier, risk band, segment, stage and next best action."""
+    from clv_models.valuation.actions import next_best_action
+    from clv_models.valuation.lifecycle import lifecycle_from_settings
+    from clv_models.valuation.risk import churn_risk_band
+
+    if models.tiers is None or models.segmenter is None:
+        raise ClvInputError("decisions need fitted value tiers and a segmenter; train them first")
+    out = table.copy(deep=False)  # new columns only: the caller's frame is never modified
+    out["value_tier"] = models.tiers.predict(out["clv_h"])
+    out["churn_risk"] = churn_risk_band(out["churn_probability"], **settings.churn_risk.model_dump())
+    out["segment"] = models.segmenter.predict(out)
+    out["lifecycle_stage"] = lifecycle_from_settings(out, settings.lifecycle)
+    out["next_best_action"] = next_best_action(out, settings.actions.rules, settings.actions.default)
+    return out

@@ -1,0 +1,338 @@
+"""What both scoring engines do after the features: one path, so the engines cannot drift apart.
+
+* :func:`prepare_scoring`: load the scorer, refuse settings that training fixed and that the
+  scoring config changes (one line, exit 2: retrain), and resolve the labels to write.
+* :func:`check_optional_columns`: the optional order columns the scorer's features read
+  (quantity, category, country, channel) must be in the scoring orders too, unless the user
+  accepts their absence explicitly (then a warning, printed and logged).
+* :func:`score_batch`: a feature table in, the rows to write out (type coercion, the registered
+  pyfunc's ``predict`` with its signature enforcement, labels, provenance, chosen columns) and a
+  :class:`Tally` of decision codes and drift bins.
+* :func:`finish`: the merged tallies → :class:`ScoreResult` (shares, PSI, warnings), and
+  :func:`log_scoring`, the ``clv-score`` run.
+
+The embedded job (:mod:`clv_models.scoring.job`) and the Spark job
+(:mod:`clv_models.scoring.spark_job`) differ only in how they compute the feature table and write
+the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clv_models.errors import ClvInputError
+from clv_models.features.churn import OPTIONAL_SOURCES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clv_models.config import LabelSettings, Settings
+    from clv_models.scorer import CustomerScorer
+    from clv_models.tracking.registry import LoadedScorer
+
+DECISIONS = ("value_tier", "churn_risk", "segment", "lifecycle_stage")
+# Config sections the registered scorer fixed at training: a scoring config may repeat them, not
+# change them (the scores would silently follow the pickled copies).
+TRAINING_SECTIONS = (
+    "valuation",
+    "churn",
+    "segments",
+    "tiers",
+    "churn_risk",
+    "lifecycle",
+    "actions",
+    "ltv",
+    "gate",
+)
+
+
+@dataclass
+class ScoreResult:
+    out: Path
+    customers: int
+    chunks: int
+    model_uri: str
+    model_version: str | None
+    as_of: dt.date
+    scored_at: dt.datetime
+    distributions: dict[str, dict[str, float]] = field(default_factory=dict)
+    psi: dict[str, float] = field(default_factory=dict)
+    drift_warnings: list[str] = field(default_factory=list)
+    input_warnings: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+
+def scored_at(value: dt.datetime | None) -> dt.datetime:
+    """The ``scored_at`` stamp: ``value``, else ``SOURCE_DATE_EPOCH``, else now (UTC, seconds)."""
+    if value is not None:
+        return value.replace(microsecond=0, tzinfo=None)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return dt.datetime.fromtimestamp(int(epoch), dt.UTC).replace(tzinfo=None)
+        except ValueError:
+            raise ClvInputError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds") from None
+    return dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+
+
+def _differences(given: dict[str, Any], trained: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(given) | set(trained)):
+        a, b = given.get(key), trained.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key} = {json.dumps(a, default=str)} (trained: {json.dumps(b, default=str)})")
+    return out
+
+
+def check_training_sections(settings: Settings, scorer: CustomerScorer, model_uri: str) -> None:
+    """One-line error when the scoring config changes a section the scorer fixed at training."""
+    for section in TRAINING_SECTIONS:
+        if section not in settings.model_fields_set:
+            continue
+        given = getattr(settings, section).model_dump(mode="json")
+        trained = getattr(scorer.settings, section).model_dump(mode="json")
+        changed = _differences(given, trained)
+        if changed:
+            raise ClvInputError(
+                f"[{section}] is fixed when the model is trained, but the scoring config changes it "
+                f"({'; '.join(changed[:3])}{' …' if len(changed) > 3 else ''}); model {model_uri} would ignore "
+                f"it: drop [{section}] from the scoring config, or retrain with it (clv train)"
+            )
+
+
+def score_labels(settings: Settings, scorer: CustomerScorer) -> LabelSettings:
+    """The display labels to write: the scoring config's ``[labels]`` when it has one, else the
+    training's."""
+    return settings.labels if "labels" in settings.model_fields_set else scorer.settings.labels
+
+
+def check_unknown_output_columns(settings: Settings) -> None:
+    from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
+
+    known = (*SCORE_COLUMNS, *PROVENANCE_COLUMNS)
+    unknown = [c for c in settings.scoring.columns if c not in known]
+    if unknown:
+        raise ClvInputError(
+            f"scoring.columns: unknown column(s) {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+
+
+def output_columns(settings: Settings) -> list[str]:
+    """The scores columns to write: ``scoring.columns`` (``customer_id`` first, always), else all."""
+    from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
+
+    chosen = settings.scoring.columns
+    if not chosen:
+        return [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
+    return ["customer_id", *(c for c in chosen if c != "customer_id")]
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """What a scoring job settled before reading any order."""
+
+    model_uri: str
+    tracking_uri: str
+    loaded: LoadedScorer
+    labels: LabelSettings
+    columns: list[str]
+    stamp: dt.datetime
+
+    @property
+    def scorer(self) -> CustomerScorer:
+        return self.loaded.scorer
+
+
+def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetime | None) -> ScoringPlan:
+    """Load the scorer and check the scoring settings against it (module docstring)."""
+    from clv_models.tracking.mlflow_tracking import tracking_uri
+    from clv_models.tracking.registry import load_scorer
+
+    if settings.orders.path is None:
+        raise ClvInputError("no orders given: pass --orders PATH or set [orders] path in the config")
+    check_unknown_output_columns(settings)
+    model_uri = model_uri or settings.scoring.model
+    uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
+    loaded = load_scorer(model_uri, tracking_uri=uri)
+    unit = loaded.scorer.unit
+    if settings.features.unit != unit and "unit" in settings.features.model_fields_set:
+        raise ClvInputError(
+            f"model {model_uri} was trained in unit {unit!r} but features.unit is {settings.features.unit!r}; "
+            f"drop the override or train a {settings.features.unit!r} model"
+        )
+    check_training_sections(settings, loaded.scorer, model_uri)
+    return ScoringPlan(
+        model_uri=model_uri,
+        tracking_uri=uri,
+        loaded=loaded,
+        labels=score_labels(settings, loaded.scorer),
+        columns=output_columns(settings),
+        stamp=scored_at(stamp),
+    )
+
+
+def check_optional_columns(scorer: CustomerScorer, available: set[str], accepted: tuple[str, ...]) -> list[str]:
+    """The optional order columns the scorer needs but the scoring orders lack: a one-line error,
+    or, for those the user accepts (``scoring.accept_missing_columns``), one warning each."""
+    missing = [c for c in scorer.optional_columns if c not in available]
+    refused = [c for c in missing if c not in accepted]
+    if refused:
+        fix = ",".join(f"{c}=<source column>" for c in refused)
+        raise ClvInputError(
+            f"the model's features read the order column(s) {', '.join(refused)}, which the scoring orders do not "
+            f"map; add them with --columns {fix}, or score without them with "
+            + " ".join(f"--accept-missing-column {c}" for c in refused)
+            + " (their features are then missing and the scores differ from training's)"
+        )
+    return [
+        f"order column {c!r} is missing: the feature {OPTIONAL_SOURCES[c]!r} is scored as missing "
+        "(accepted with --accept-missing-column)"
+        for c in missing
+    ]
+
+
+def fill_missing_optional(table: pd.DataFrame, scorer: CustomerScorer) -> pd.DataFrame:
+    """Add the (accepted) missing optional features as missing values."""
+    categorical = set(scorer.categorical_inputs)
+    needed = set(scorer.input_columns)
+    for source in scorer.optional_columns:
+        column = OPTIONAL_SOURCES[source]
+        if column in needed and column not in table.columns:
+            table[column] = None if column in categorical else np.nan
+    return table
+
+
+class Tally:
+    """Rows per decision code and per drift bin, added up over batches (counts merge exactly)."""
+
+    def __init__(self, scorer: CustomerScorer) -> None:
+        self.codes: dict[str, Counter[str]] = {c: Counter() for c in DECISIONS}
+        self.bins = {name: np.zeros(len(ref.shares), dtype=np.int64) for name, ref in scorer.drift_reference.items()}
+        self.rows = 0
+
+    def add(self, codes: pd.DataFrame, features: pd.DataFrame, scorer: CustomerScorer) -> None:
+        from clv_models.evaluation.drift import bin_counts
+
+        self.rows += len(codes)
+        for column, counter in self.codes.items():
+            counter.update(codes[column].tolist())
+        for name, reference in scorer.drift_reference.items():
+            values = codes[name] if name in codes.columns else features[name]
+            self.bins[name] += bin_counts(reference, values)
+
+    def merge(self, other: Tally) -> None:
+        self.rows += other.rows
+        for column, counter in other.codes.items():
+            self.codes[column].update(counter)
+        for name, counts in other.bins.items():
+            self.bins[name] += counts
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"rows": self.rows, "codes": self.codes, "bins": {k: v.tolist() for k, v in self.bins.items()}}
+        )
+
+    @classmethod
+    def from_json(cls, text: str, scorer: CustomerScorer) -> Tally:
+        data = json.loads(text)
+        tally = cls(scorer)
+        tally.rows = int(data["rows"])
+        tally.codes = {c: Counter(data["codes"][c]) for c in DECISIONS}
+        tally.bins = {k: np.asarray(v, dtype=np.int64) for k, v in data["bins"].items()}
+        return tally
+
+
+def score_batch(plan: ScoringPlan, features: pd.DataFrame, *, labels_in_output: bool) -> tuple[pd.DataFrame, Tally]:
+    """One batch of the feature table → (the rows to write, their tally); see the module docstring."""
+    import pandas as pd
+
+    from clv_models.scorer import SCORE_COLUMNS
+    from clv_models.tracking.registry import signature_frame
+    from clv_models.valuation.labels import apply_labels
+
+    scorer = plan.scorer
+    frame = signature_frame(scorer, fill_missing_optional(features, scorer))
+    codes = plan.loaded.predict_codes(frame)
+    tally = Tally(scorer)
+    tally.add(codes, features, scorer)
+    scores = apply_labels(codes, plan.labels.language, plan.labels.overrides) if labels_in_output else codes
+    scores = scores[list(SCORE_COLUMNS)].copy()
+    scores["model_uri"] = plan.model_uri
+    scores["model_version"] = plan.loaded.version or ""
+    scores["scored_at"] = pd.Timestamp(plan.stamp)
+    return scores[plan.columns], tally
+
+
+def finish(
+    plan: ScoringPlan,
+    settings: Settings,
+    tally: Tally,
+    *,
+    out: Path,
+    chunks: int,
+    as_of: dt.date,
+    input_warnings: list[str],
+) -> ScoreResult:
+    """The job's result from the merged tally: shares per decision, PSI per drift column."""
+    from clv_models.evaluation.drift import population_stability_from_counts
+
+    scorer = plan.scorer
+    if tally.rows == 0:
+        raise ClvInputError(f"{settings.orders.path}: no customers to score at {as_of}")
+    psi = {name: population_stability_from_counts(scorer.drift_reference[name], c) for name, c in tally.bins.items()}
+    limit = settings.scoring.psi_warning
+    return ScoreResult(
+        out=out,
+        customers=tally.rows,
+        chunks=chunks,
+        model_uri=plan.model_uri,
+        model_version=plan.loaded.version,
+        as_of=as_of,
+        scored_at=plan.stamp,
+        distributions={
+            column: {str(code): n / tally.rows for code, n in sorted(counter.items(), key=lambda kv: str(kv[0]))}
+            for column, counter in tally.codes.items()
+        },
+        psi=psi,
+        drift_warnings=[f"{name}: PSI {value:.3f} > {limit:g}" for name, value in psi.items() if value > limit],
+        input_warnings=input_warnings,
+    )
+
+
+def log_scoring(tracker: Any, result: ScoreResult, report: Any) -> str:
+    """The ``clv-score`` run: counts, shares per decision code, PSI per column, warnings as tags."""
+    tags = {
+        "model_uri": result.model_uri,
+        "model_version": result.model_version or "",
+        "cutoff": result.as_of.isoformat(),
+        "scored_at": result.scored_at.isoformat(),
+        "out": str(result.out),
+        "drift_warnings": "; ".join(result.drift_warnings) or "none",
+        "input_warnings": "; ".join(result.input_warnings) or "none",
+    }
+    with tracker.start_run(f"score-{result.as_of.isoformat()}", tags=tags) as run:
+        metrics: dict[str, float] = {
+            "scored_customers": float(result.customers),
+            "score_chunks": float(result.chunks),
+            "data_rows_read": float(report.rows_read),
+            "data_rows_quarantined": float(report.rows_quarantined),
+            "data_malformed_share": float(report.malformed_share),
+            "score_input_warnings": float(len(result.input_warnings)),
+        }
+        for column, shares in result.distributions.items():
+            for code, share in shares.items():
+                metrics[f"share_{column}_{code}"] = share
+        for name, value in result.psi.items():
+            metrics[f"psi_{name}"] = value
+        run.log_metrics(metrics)
+        return run.run_id
