@@ -124,7 +124,7 @@ class CustomerScorer:
     ) -> pd.DataFrame:
         """Scores table (DESIGN.md §4 columns, codes or display labels) for ``features``.
 
-        ``as_of`` comes from the table's ``as_of`` column. ``labels``: the display labels (default:
+        ``as_of`` comes from the table's ``as_of`` column and is returned as ``YYYY-MM-DD``. ``labels``: the display labels (default:
         the training settings' ``[labels]``); ignored with ``codes=True``. Rows keep the input
         order.
         """
@@ -140,7 +140,8 @@ class CustomerScorer:
             raise ClvInputError(f"scoring input: {int(cutoffs.isna().sum()):,} row(s) have no as_of date YYYY-MM-DD")
         values = customer_values(table, self.models, self.settings)
         decided = assign_decisions(values, self.models, self.settings)
-        decided["as_of"] = cutoffs.to_numpy(dtype="datetime64[s]")
+        # An ISO date string: what a Spark struct (spark_udf) can carry; the jobs write a timestamp.
+        decided["as_of"] = cutoffs.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
         out = decided[list(SCORE_COLUMNS)].reset_index(drop=True)
         if not codes:
             labels = labels or self.settings.labels

@@ -267,6 +267,7 @@ def score_batch(plan: ScoringPlan, features: pd.DataFrame, *, labels_in_output: 
     tally.add(codes, features, scorer)
     scores = apply_labels(codes, plan.labels.language, plan.labels.overrides) if labels_in_output else codes
     scores = scores[list(SCORE_COLUMNS)].copy()
+    scores["as_of"] = pd.to_datetime(scores["as_of"], format="%Y-%m-%d").astype("datetime64[s]")
     scores["model_uri"] = plan.model_uri
     scores["model_version"] = plan.loaded.version or ""
     scores["scored_at"] = pd.Timestamp(plan.stamp)
