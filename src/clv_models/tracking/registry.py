@@ -288,7 +288,14 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
                 )
             # MLflow's own requirement check maps every installed distribution to its modules
             # (1 s per load); ours compares the pinned versions only.
-            model = mlflow.pyfunc.load_model(str(path), suppress_warnings=True)
+            try:
+                model = mlflow.pyfunc.load_model(str(path), suppress_warnings=True)
+            except (ModuleNotFoundError, AttributeError, ImportError) as exc:
+                # A pickle of classes this version no longer has (e.g. before the scorer layer).
+                raise ClvInputError(
+                    f"model {uri!r} was saved by another version of clv_models ({exc}); retrain it with "
+                    "`clv train` (or score it with the version that trained it)"
+                ) from None
             _warn_on_version_mismatch(path)
         except MlflowException as exc:
             message = str(exc).splitlines()[0]
@@ -297,6 +304,10 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
                 "(`clv train` registers clv-customer-scorer@champion)"
             ) from None
     scorer = model.unwrap_python_model().scorer
+    if "btyd_features" not in getattr(getattr(scorer, "models", None), "__dict__", {}):
+        raise ClvInputError(
+            f"model {uri!r} was saved by an older clv_models (no stored BTYD feature models); retrain it with `clv train`"
+        )
     loaded = LoadedScorer(pyfunc=model, scorer=scorer, uri=uri, version=version, path=path)
     if dst is None and not local.is_dir():
         import shutil
