@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from clv_models.data.sources import quote_literal
 from clv_models.errors import ClvInputError
@@ -173,6 +173,14 @@ def last_order_date(con: duckdb.DuckDBPyConnection, relation: str) -> dt.date:
     return last.date() if isinstance(last, dt.datetime) else last
 
 
+def default_cutoff(orders: Any, con: duckdb.DuckDBPyConnection, relation: str) -> dt.date:
+    """The cutoff when none is given: an ingestion's own (``QualityReport.cutoff``: its ``as_of``,
+    else its last order's day), else the last order's day of the relation."""
+    report = getattr(orders, "report", None)
+    cutoff = getattr(report, "cutoff", None)
+    return cutoff if cutoff is not None else last_order_date(con, relation)
+
+
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, as_of: dt.date, unit: Unit) -> pd.DataFrame:
     # Through Arrow: several times faster than .df() for millions of string ids.
     frame = con.sql(sql).to_arrow_table().to_pandas()
@@ -188,7 +196,7 @@ def rfm_summary(
     unit: Unit = "D",
     threads: int | None = None,
 ) -> pd.DataFrame:
-    """RFM summary per customer at ``as_of`` (default: the last order date).
+    """RFM summary per customer at ``as_of`` (default: :func:`default_cutoff`).
 
     Returns a DataFrame with ``customer_id`` and float64 ``frequency`` (repeat periods),
     ``recency`` and ``T`` (in ``unit``), ``monetary_value`` (currency per repeat period);
@@ -196,7 +204,7 @@ def rfm_summary(
     """
     _check_unit(unit)
     with orders_relation(orders, threads) as (con, relation):
-        as_of = as_of or last_order_date(con, relation)
+        as_of = as_of or default_cutoff(orders, con, relation)
         return _frame(con, summary_sql(relation, as_of, unit), as_of, unit)
 
 
@@ -213,7 +221,7 @@ def calibration_holdout(
     (default holdout end: the last order date)."""
     _check_unit(unit)
     with orders_relation(orders, threads) as (con, relation):
-        holdout_end = holdout_end or last_order_date(con, relation)
+        holdout_end = holdout_end or default_cutoff(orders, con, relation)
         sql = calibration_holdout_sql(relation, calibration_end, holdout_end, unit)
         frame = _frame(con, sql, calibration_end, unit)
         frame.attrs["holdout_end"] = holdout_end.isoformat()
