@@ -20,15 +20,18 @@ from clv_models.data import ingest
 from clv_models.errors import ClvInputError
 from clv_models.features import rfm_summary
 from clv_models.features.churn import (
-    BTYD_FEATURES,
     CUTOFFS_TABLE,
     LABEL,
+    ChurnDataset,
+    SnapshotPlan,
     build_churn_dataset,
     churn_snapshots,
     feature_columns,
     plan_snapshots,
     point_in_time_orders_sql,
 )
+from clv_models.models.btyd_features import BTYD_FEATURES, DAILY_RFM
+from clv_models.training.churn import add_btyd_features
 from tests.conftest import ONLINE_RETAIL_COLUMNS
 
 AMOUNT_COLUMNS = ColumnMap.parse("customer_id=cust,order_id=inv,order_ts=ts,amount=value")
@@ -81,8 +84,9 @@ LABEL_LINES = lines(
 def label_snapshot() -> pd.DataFrame:
     with ingest(LABEL_LINES, columns=AMOUNT_COLUMNS, as_of=dt.date(2024, 3, 31), quarantine_path=None,
                 validation=LENIENT) as result:
-        frame, diagnostics = churn_snapshots(result, [CUTOFF], window_days=WINDOW, btyd=False)
-    assert diagnostics == []
+        frame = churn_snapshots(result, [CUTOFF], window_days=WINDOW)
+    # The snapshots fit no model: no BTYD feature comes out of them.
+    assert not set(BTYD_FEATURES) & set(frame.columns)
     return frame
 
 
@@ -100,7 +104,7 @@ def test_labels_hand_computed(label_snapshot: pd.DataFrame) -> None:
     assert set(label_snapshot["cutoff"]) == {CUTOFF}
     # A's 23:59 order is a feature: two purchase days, the last on the cutoff day itself.
     a = one_row(label_snapshot, "A")
-    assert (a["frequency"], a["days_since_last"], a["n_orders"], a["T"]) == (1.0, 0.0, 2.0, 9.0)
+    assert (a["frequency_days"], a["days_since_last"], a["n_orders"], a["T_days"]) == (1.0, 0.0, 2.0, 9.0)
     # Nobody else has anything on or before c beyond the Mar 1 order.
     for customer in "BCDFG":
         assert one_row(label_snapshot, customer)["n_orders"] == 1.0
@@ -110,15 +114,15 @@ def test_labels_need_the_whole_window_in_the_data() -> None:
     with ingest(LABEL_LINES, columns=AMOUNT_COLUMNS, as_of=dt.date(2024, 3, 31), quarantine_path=None,
                 validation=LENIENT) as result:
         # Mar 21 + 10 = Mar 31 = data end: allowed.
-        frame, _ = churn_snapshots(result, [dt.date(2024, 3, 21)], window_days=WINDOW, btyd=False)
+        frame = churn_snapshots(result, [dt.date(2024, 3, 21)], window_days=WINDOW)
         assert LABEL in frame.columns
         with pytest.raises(ClvInputError, match=r"2024-03-22 \+ 10 days ends after the data \(2024-03-31\)"):
-            churn_snapshots(result, [dt.date(2024, 3, 1), dt.date(2024, 3, 22)], window_days=WINDOW, btyd=False)
+            churn_snapshots(result, [dt.date(2024, 3, 1), dt.date(2024, 3, 22)], window_days=WINDOW)
         # Without labels the late cutoff is fine.
-        frame, _ = churn_snapshots(result, [dt.date(2024, 3, 22)], window_days=WINDOW, labels=False, btyd=False)
+        frame = churn_snapshots(result, [dt.date(2024, 3, 22)], window_days=WINDOW, labels=False)
         assert LABEL not in frame.columns
         with pytest.raises(ClvInputError, match="no churn cutoffs"):
-            churn_snapshots(result, [], btyd=False)
+            churn_snapshots(result, [])
 
 
 # --- 2. hand-computed features ----------------------------------------------------------------
@@ -143,7 +147,7 @@ FEATURE_LINES = lines(
 
 def test_features_hand_computed() -> None:
     with ingest(FEATURE_LINES, columns=AMOUNT_COLUMNS, quarantine_path=None, validation=LENIENT) as result:
-        frame, _ = churn_snapshots(result, [FEATURE_CUTOFF], labels=False, btyd=False)
+        frame = churn_snapshots(result, [FEATURE_CUTOFF], labels=False)
         final = result.orders_frame()
     assert frame["customer_id"].tolist() == ["X", "Y"]
     x = one_row(frame, "X")
@@ -152,11 +156,11 @@ def test_features_hand_computed() -> None:
     # Gaps: Mar 1 -> Apr 15 = 30 + 15 = 45; Apr 15 -> Jun 10 = 30 + 26 = 56; Jun 10 -> Jun 25 = 15.
     gaps = [45, 56, 15]
     expected = {
-        "frequency": 3,
-        "recency": 116,  # Mar 1 -> Jun 25 = 45 + 56 + 15
-        "T": 121,  # Mar 1 -> Jun 30 = 116 + 5
+        "frequency_days": 3,
+        "recency_days": 116,  # Mar 1 -> Jun 25 = 45 + 56 + 15
+        "T_days": 121,  # Mar 1 -> Jun 30 = 116 + 5
         "days_since_last": 5,
-        "monetary_value": (50 + 80 + 30) / 3,  # repeat days: Apr 15 (50), Jun 10 (60+20), Jun 25 (30)
+        "monetary_value_days": (50 + 80 + 30) / 3,  # repeat days: Apr 15 (50), Jun 10 (60+20), Jun 25 (30)
         "n_orders": 5,  # o3 and o4 share a day but are two orders
         "total_spend": 260,  # 100 + 50 + 60 + 20 + 30
         "avg_order_value": 52,
@@ -187,7 +191,7 @@ def test_features_hand_computed() -> None:
         assert x[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
     # Y: a single purchase: no gaps -> NaN gap features, no repeat -> monetary 0.
     y = one_row(frame, "Y")
-    assert (y["frequency"], y["T"], y["monetary_value"], y["total_spend"]) == (0.0, 29.0, 0.0, 5.0)
+    assert (y["frequency_days"], y["T_days"], y["monetary_value_days"], y["total_spend"]) == (0.0, 29.0, 0.0, 5.0)
     assert y[["gap_mean", "gap_std", "last_gap_ratio"]].isna().all()
     # The final orders table knows the Jul 5 refund: o6 is gone there (why the snapshots rebuild).
     assert "o6" not in set(final["order_id"])
@@ -204,14 +208,14 @@ def cdnow(cdnow_orders_frame: pd.DataFrame):
 
 @pytest.mark.parametrize("cutoff", [dt.date(1997, 6, 30), dt.date(1998, 3, 31)])
 def test_rfm_parity_on_cdnow(cdnow, cutoff: dt.date) -> None:
-    frame, _ = churn_snapshots(cdnow, [cutoff], labels=False, btyd=False)
+    frame = churn_snapshots(cdnow, [cutoff], labels=False)
     reference = rfm_summary(cdnow, as_of=cutoff, unit="D").sort_values("customer_id").reset_index(drop=True)
     frame = frame.sort_values("customer_id").reset_index(drop=True)
     assert len(frame) == len(reference) > 1000
     assert frame["customer_id"].tolist() == reference["customer_id"].astype(str).tolist()
-    for column in ("frequency", "recency", "T", "monetary_value"):
+    for daily, column in zip(DAILY_RFM, ("frequency", "recency", "T", "monetary_value"), strict=True):
         np.testing.assert_allclose(
-            frame[column].to_numpy(float), reference[column].to_numpy(float), rtol=1e-9, atol=1e-9,
+            frame[daily].to_numpy(float), reference[column].to_numpy(float), rtol=1e-9, atol=1e-9,
             err_msg=column,
         )
 
@@ -298,6 +302,7 @@ def assert_same_features(full: pd.DataFrame, truncated: pd.DataFrame) -> None:
     assert full["cutoff"].tolist() == truncated["cutoff"].tolist()
     assert full["customer_id"].tolist() == truncated["customer_id"].tolist()
     numeric, categorical = feature_columns(full)
+    numeric += [c for c in BTYD_FEATURES if c in full.columns]  # added by training (add_btyd_features)
     assert set(full.columns) == {"cutoff", "customer_id", *numeric, *categorical}
     for column in numeric:
         left, right = full[column].to_numpy(float), truncated[column].to_numpy(float)
@@ -314,17 +319,42 @@ def final_spend_at(result, cutoff: dt.date) -> pd.Series:
     return orders.groupby("customer_id")["amount"].sum()
 
 
+def with_btyd_features(snapshot: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The snapshot with the BTYD features training adds to it (training.churn.add_btyd_features:
+    a fit per cutoff on that cutoff's customers), and the fits by cutoff."""
+    cutoff = snapshot["cutoff"].iat[0]
+    empty = snapshot.iloc[:0].copy()
+    numeric, categorical = feature_columns(snapshot)
+    dataset = ChurnDataset(
+        plan=SnapshotPlan((cutoff,), cutoff, cutoff, 90, cutoff),
+        train=empty,
+        validation=empty.copy(),
+        test=snapshot.copy(),
+        numeric_features=numeric,
+        categorical_features=categorical,
+    )
+    fits = add_btyd_features(dataset, ChurnSettings())
+    assert set(dataset.numeric_features) >= set(BTYD_FEATURES)
+    return dataset.test, fits
+
+
 def test_no_leakage_synthetic_with_btyd(synthetic: pd.DataFrame, synthetic_full) -> None:
-    full, full_diag = churn_snapshots(synthetic_full, [LEAK_CUTOFF], labels=False, btyd=True)
+    full, full_fits = with_btyd_features(churn_snapshots(synthetic_full, [LEAK_CUTOFF], labels=False))
     with ingest(synthetic, columns=SYNTH_COLUMNS, as_of=LEAK_CUTOFF, quarantine_path=None,
                 validation=LENIENT) as truncated_result:
         assert truncated_result.report.reason_counts.get("after_cutoff", 0) > 0
-        truncated, truncated_diag = churn_snapshots(truncated_result, [LEAK_CUTOFF], labels=False, btyd=True)
+        truncated, truncated_fits = with_btyd_features(
+            churn_snapshots(truncated_result, [LEAK_CUTOFF], labels=False)
+        )
     # Every kind of feature is there: base, quantity, category, country and the BTYD ones.
     for column in ("basket_quantity", "category_breadth", "country", *BTYD_FEATURES):
         assert column in full.columns
     assert full[list(BTYD_FEATURES)].notna().all().all()  # both fits succeeded
-    assert full_diag[0].bgnbd_params == pytest.approx(truncated_diag[0].bgnbd_params, rel=1e-9)
+    assert list(full_fits) == list(truncated_fits) == [LEAK_CUTOFF]
+    full_params, truncated_params = full_fits[LEAK_CUTOFF].params, truncated_fits[LEAK_CUTOFF].params
+    assert any(name.startswith("bgnbd_") for name in full_params)
+    assert any(name.startswith("gamma_gamma_") for name in full_params)
+    assert full_params == pytest.approx(truncated_params, rel=1e-9)
     assert_same_features(full, truncated)
 
     # The hand-placed cases, as known at c.
@@ -361,9 +391,9 @@ def test_no_leakage_online_retail(online_retail_path: Path, online_retail_full) 
            WHERE c.credit_ts >= TIMESTAMP '2011-07-01' AND p.order_ts < TIMESTAMP '2011-07-01'"""
     ).fetchall()[0][0]
     assert late_credits > 50
-    full, _ = churn_snapshots(online_retail_full, [cutoff], labels=False, btyd=False)
+    full = churn_snapshots(online_retail_full, [cutoff], labels=False)
     with ingest(online_retail_path, columns=columns, as_of=cutoff, quarantine_path=None) as truncated_result:
-        truncated, _ = churn_snapshots(truncated_result, [cutoff], labels=False, btyd=False)
+        truncated = churn_snapshots(truncated_result, [cutoff], labels=False)
     assert len(full) > 2000
     for column in ("basket_quantity", "category_breadth", "country"):
         assert column in full.columns
@@ -381,9 +411,9 @@ def test_no_leakage_for_an_order_whose_lines_straddle_the_cutoff() -> None:
         ("S", "s2", "2023-10-01 00:01", 90),  # … and one after it (unknown at c)
     )
     with ingest(raw, columns=AMOUNT_COLUMNS, quarantine_path=None) as full_result:
-        full, _ = churn_snapshots(full_result, [LEAK_CUTOFF], labels=False, btyd=False)
+        full = churn_snapshots(full_result, [LEAK_CUTOFF], labels=False)
     with ingest(raw, columns=AMOUNT_COLUMNS, as_of=LEAK_CUTOFF, quarantine_path=None, validation=LENIENT) as cut:
-        truncated, _ = churn_snapshots(cut, [LEAK_CUTOFF], labels=False, btyd=False)
+        truncated = churn_snapshots(cut, [LEAK_CUTOFF], labels=False)
     # Known at the end of Sep 30: s1 (10) and the first line of s2 (10).
     assert one_row(truncated, "S")["total_spend"] == 20.0
     assert one_row(full, "S")["total_spend"] == 20.0  # full ingestion gives 110
@@ -476,14 +506,21 @@ def test_build_churn_dataset_on_cdnow_is_out_of_time(cdnow, cdnow_orders_frame: 
     for part in (dataset.train, dataset.validation, dataset.test):
         assert len(part) > 0
         assert set(part[LABEL].unique()) == {0, 1}
-        assert (part["T"] >= 0).all()
+        assert (part["T_days"] >= 0).all()
         firsts = first_purchase.reindex(part["customer_id"].to_numpy()).dt.date.to_numpy()
         assert (firsts <= part["cutoff"].to_numpy()).all()
-        assert part[["frequency", "recency", "T", "n_orders"]].notna().all().all()
+        assert part[["frequency_days", "recency_days", "T_days", "n_orders"]].notna().all().all()
     # Every CDNOW customer joined in Q1 1997: all of them are in the validation snapshot.
     assert len(dataset.validation) == first_purchase.size
-    assert set(dataset.numeric_features) >= {"frequency", *BTYD_FEATURES}
+    assert "frequency_days" in dataset.numeric_features
+    assert not set(BTYD_FEATURES) & set(dataset.numeric_features)  # the snapshots fit no model
     assert dataset.categorical_features == []
+    # Training adds them: one fit per cutoff, on that cutoff's customers only.
+    fits = add_btyd_features(dataset, settings)
+    assert sorted(fits) == sorted([*plan.train, plan.validation, plan.test])
+    assert set(dataset.numeric_features) >= {"frequency_days", *BTYD_FEATURES}
+    for part in (dataset.train, dataset.validation, dataset.test):
+        assert part["bgnbd_p_alive"].notna().all()
 
 
 def test_training_snapshots_keep_a_fixed_share_of_customers(cdnow_orders_frame: pd.DataFrame) -> None:
@@ -512,5 +549,5 @@ def test_training_snapshots_keep_a_fixed_share_of_customers(cdnow_orders_frame: 
     # Kept rows carry the same RFM features as in the full snapshots.
     merged = capped.train.merge(full.train, on=["cutoff", "customer_id"], suffixes=("", "_full"))
     assert len(merged) == len(capped.train)
-    np.testing.assert_array_equal(merged["frequency"], merged["frequency_full"])
+    np.testing.assert_array_equal(merged["frequency_days"], merged["frequency_days_full"])
     np.testing.assert_array_equal(merged["churned"], merged["churned_full"])

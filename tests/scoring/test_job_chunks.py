@@ -6,7 +6,6 @@ and lines after the cutoff."""
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ import pytest
 from clv_models.config import ColumnMap, ValidationSettings
 from clv_models.data import ingest
 from clv_models.features import rfm_summary
-from clv_models.features.churn import fit_btyd_features
+from clv_models.models.btyd_features import BTYD_FEATURES, DAILY_RFM, BtydChurnFeatures
 from clv_models.scoring.job import _chunk_features, _chunk_table, _cluster_by_customer
 
 COLUMNS = ColumnMap.parse("customer_id=cust,order_id=inv,order_ts=ts,amount=value,country=country")
@@ -50,17 +49,16 @@ def chunked_features(chunk_size: int) -> pd.DataFrame:
         validation=ValidationSettings(max_bad_share=1.0),
     ) as ingested:  # fmt: skip
         rfm = rfm_summary(ingested, as_of=AS_OF, unit="D")
-        btyd = fit_btyd_features(rfm, AS_OF)
         ingested.con.execute("DROP TABLE orders")
         chunks = _chunk_table(ingested.con, rfm, chunk_size)
         assert chunks == -(-len(rfm) // chunk_size)
         if chunks > 1:
             _cluster_by_customer(ingested.con)
-        scorer = SimpleNamespace(categorical_inputs=("country", "channel"), unit="D")
         parts = [
-            _chunk_features(ingested, k, rfm.iloc[k * chunk_size : (k + 1) * chunk_size], btyd, AS_OF, scorer, 90)
+            _chunk_features(ingested, k, rfm.iloc[k * chunk_size : (k + 1) * chunk_size].reset_index(drop=True),
+                            AS_OF, "D")
             for k in range(chunks)
-        ]
+        ]  # fmt: skip
     return pd.concat(parts, ignore_index=True)
 
 
@@ -79,4 +77,9 @@ def test_one_pass_covers_every_customer_once(one_pass: pd.DataFrame) -> None:
     ids = one_pass["customer_id"].tolist()
     assert ids == sorted(set(ids)) and len(ids) == 120  # UTF-8 byte order = code point order
     assert set(ODD_IDS) <= set(ids)
-    assert one_pass["bgnbd_p_alive"].notna().all()
+    assert (one_pass["as_of"] == AS_OF.isoformat()).all()
+    assert one_pass[list(DAILY_RFM)].notna().all().all()
+    # The feature table fits nothing: the scorer computes the BTYD features from its stored models.
+    assert not set(BTYD_FEATURES) & set(one_pass.columns)
+    btyd = BtydChurnFeatures().fit(one_pass).transform(one_pass)
+    assert btyd["bgnbd_p_alive"].notna().all()

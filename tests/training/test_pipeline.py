@@ -6,6 +6,7 @@ mid-write, and the bad-input errors."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -19,9 +20,9 @@ import pytest
 from clv_models.config import Settings, load_settings, settings_to_toml
 from clv_models.data.ingest import ingest
 from clv_models.errors import ClvInputError
-from clv_models.scoring import customer_features
+from clv_models.features.customer import customer_features
+from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
 from clv_models.scoring.job import score
-from clv_models.scoring.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
 from clv_models.training.pipeline import HEADLINE_METRICS, decide_promotion, train
 from tests.test_cli import assert_user_error, clv
 
@@ -55,6 +56,21 @@ def make_settings(orders: Path, root: Path, *extra: str) -> Settings:
         ],
         {"orders.columns": COLUMNS},
     )
+
+
+def scoring_toml(settings: Settings) -> str:
+    """``settings`` as a scoring config: without the sections the registered scorer fixed at
+    training (a scoring config that changes them is refused)."""
+    import tomllib
+
+    import tomli_w
+
+    from clv_models.scoring.batch import TRAINING_SECTIONS
+
+    data = tomllib.loads(settings_to_toml(settings))
+    for section in TRAINING_SECTIONS:
+        data.pop(section, None)
+    return tomli_w.dumps(data)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +170,9 @@ def test_scores_table_matches_the_scorer_on_all_customers_at_once(store: dict, s
         customers = ingested.report.customers
     assert len(table) == customers
     direct = scorer.score(features)
+    # The scorer gives the cutoff as written in its input; the job writes it as a timestamp.
+    assert set(direct["as_of"].astype(str).str[:10]) == {"2011-12-09"}
+    direct["as_of"] = pd.to_datetime(direct["as_of"])
     pd.testing.assert_frame_equal(table[list(SCORE_COLUMNS)], direct, check_exact=True, check_dtype=False)
     # Same data as training: the population is unchanged.
     assert max(result.psi.values()) < 1e-9 and not result.drift_warnings
@@ -184,12 +203,15 @@ def test_export_and_fresh_process_load(store: dict, scored: dict, tmp_path: Path
         from mlflow.models import Model
         model = mlflow.pyfunc.load_model({str(exported)!r})
         frame = Model.load({str(exported)!r}).load_input_example({str(exported)!r})
-        scores = model.predict(frame, params={{"as_of": "2011-12-09"}})
-        print(json.dumps({{"rows": len(scores), "tiers": sorted(set(scores["value_tier"]))}}))
+        scores = model.predict(frame, params={{"codes": True}})
+        print(json.dumps({{"rows": len(scores), "tiers": sorted(set(scores["value_tier"])),
+                          "as_of": sorted(set(frame["as_of"]))}}))
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert '"rows": 5' in done.stdout
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert printed["rows"] == 5 and set(printed["tiers"]) <= {"high", "medium", "low"}
+    assert printed["as_of"] == ["2011-12-09"]  # the cutoff travels in the input example
 
 
 def test_killed_scoring_job_leaves_the_previous_output(store: dict, scored: dict, tmp_path: Path) -> None:
@@ -198,7 +220,7 @@ def test_killed_scoring_job_leaves_the_previous_output(store: dict, scored: dict
     out.write_bytes(previous)
     settings = make_settings(store["orders"], store["root"])
     config = tmp_path / "score.toml"
-    config.write_text(settings_to_toml(settings))
+    config.write_text(scoring_toml(settings))
     script = textwrap.dedent(f"""
         import os, signal
         from clv_models.config import load_settings
@@ -252,10 +274,10 @@ def test_text_in_a_numeric_column_is_rejected_by_the_signature(store: dict, scor
     with ingest(scored["settings"].orders) as ingested:
         features = customer_features(ingested).head(20)
     frame = signature_frame(loaded.scorer, features)
-    assert len(loaded.predict_codes(frame, as_of="2011-12-09")) == 20
+    assert len(loaded.predict_codes(frame)) == 20
     frame["frequency"] = frame["frequency"].astype(str) + "x"
     with pytest.raises(ClvInputError, match="does not match model models:/clv-customer-scorer/1"):
-        loaded.predict_codes(frame, as_of="2011-12-09")
+        loaded.predict_codes(frame)
     assert np.isfinite(scored["result"].psi["clv_h"])
 
 

@@ -13,9 +13,11 @@ import pytest
 from clv_models.config import ChurnSettings, ColumnMap, load_settings
 from clv_models.data.ingest import ingest
 from clv_models.features.churn import churn_snapshots
+from clv_models.features.customer import customer_features
 from clv_models.features.rfm import rfm_summary
 from clv_models.models import BetaGeoModel, ChurnClassifier, GammaGammaModel
-from clv_models.scoring import CustomerModels, assign_decisions, customer_features, customer_values
+from clv_models.models.btyd_features import BTYD_FEATURES, DAILY_RFM, BtydChurnFeatures
+from clv_models.scorer import CustomerModels, assign_decisions, customer_values
 from clv_models.training.churn import train_churn
 from clv_models.training.segments import train_segmentation, write_segmentation_report
 from clv_models.valuation.labels import apply_labels
@@ -39,12 +41,18 @@ def scored(online_retail_path: Path, tmp_path_factory: pytest.TempPathFactory) -
         weekly = customer_features(ingested, unit="W")
         rfm = features[["frequency", "recency", "T", "monetary_value"]]
         rfm.attrs["unit"] = "D"
+        churn = train_churn(ingested, ChurnSettings(n_trials=2, n_folds=2, max_rounds=100, train_cutoffs=3)).model
         models = CustomerModels(
             bgnbd=BetaGeoModel().fit(rfm),
             gamma_gamma=GammaGammaModel().fit(rfm[rfm["frequency"] > 0]),
-            churn=train_churn(ingested, ChurnSettings(n_trials=2, n_folds=2, max_rounds=100, train_cutoffs=3)).model,
+            churn=churn,
+            btyd_features=BtydChurnFeatures(window_days=churn.window_days).fit(features),
         )
-        snapshot, _ = churn_snapshots(ingested, [ingested.report.last_order_ts.date()], labels=False)
+        # The snapshot at the cutoff, with BTYD features from models fitted on it (as training does
+        # per snapshot cutoff): independent of customer_features and the scorer's stored fit.
+        snapshot = churn_snapshots(ingested, [ingested.report.cutoff], labels=False)
+        snapshot_btyd = BtydChurnFeatures(window_days=churn.window_days).fit(snapshot).transform(snapshot)
+        snapshot = pd.concat([snapshot, snapshot_btyd], axis=1)
         revenue = ingested.con.execute("SELECT customer_id, sum(amount) AS revenue FROM orders GROUP BY ALL").df()
         reference_rfm = rfm_summary(ingested)
     values = customer_values(features, models, settings)
@@ -74,6 +82,12 @@ def test_customer_features_agree_with_their_sources(scored: dict) -> None:
         np.testing.assert_allclose(merged[column], merged[f"{column}_ref"], rtol=1e-12)
     # Daily snapshot columns sit beside the model-unit RFM; in days they coincide.
     np.testing.assert_array_equal(features["T_days"], features["T"])
+    for daily, column in zip(DAILY_RFM, ("frequency", "recency", "T", "monetary_value"), strict=True):
+        np.testing.assert_allclose(features[daily], features[column], rtol=1e-12, err_msg=daily)
+    # The cutoff is a column; no BTYD feature (the scorer computes them from its stored models).
+    assert list(features.columns[:2]) == ["customer_id", "as_of"]
+    assert (features["as_of"] == features.attrs["as_of"]).all()
+    assert not set(BTYD_FEATURES) & set(features.columns)
     weekly = scored["weekly"]
     assert weekly.attrs["unit"] == "W"
     np.testing.assert_allclose(weekly["T_days"], features["T_days"])
