@@ -16,6 +16,10 @@ Metric names logged to MLflow (fixed, so runs compare): ``churn_<metric>`` for t
 ``churn_baseline_<baseline>_<metric>`` for the baselines, with ``<metric>`` one of
 :data:`CHURN_METRICS`; also ``churn_raw_ece`` (before calibration), ``churn_cv_score`` (the best
 trial's cross-validated score) and the snapshot sizes.
+
+``churn_lagged_btyd_<metric>`` (auc, brier, ece): the model on the test snapshot when its BTYD
+features come from the fit one window *earlier* (at the validation cutoff) — what a job scoring
+one window after training gets from the scorer's stored BTYD models (docs/decisions.md D28).
 """
 
 from __future__ import annotations
@@ -150,6 +154,11 @@ def train_churn(
     }
     comparison = compare_scores(scores, outcome)
     comparison["n"] = comparison["n"].astype(np.int64)
+    lagged = test.copy()
+    earlier = btyd_fits[dataset.plan.validation].transform(test)
+    for name in BTYD_FEATURES:
+        lagged[name] = earlier[name].to_numpy()
+    lagged_scores = compare_scores({"model": model.predict_proba(lagged[features])[:, 1]}, outcome).loc["model"]
     raw = model.predict_raw(test[features])
     raw_ece = expected_calibration_error(raw, outcome)
     result = ChurnTrainResult(
@@ -162,6 +171,7 @@ def train_churn(
         btyd_fits=btyd_fits,
     )
     result.metrics = _metrics(result)
+    result.metrics.update({f"churn_lagged_btyd_{m}": float(lagged_scores[m]) for m in ("auc", "brier", "ece")})
     if run is not None:
         _log(run, result, settings)
     return result
@@ -281,6 +291,11 @@ def churn_markdown(result: ChurnTrainResult) -> str:
         f"Model beats the best BTYD baseline on AUC: **{'yes' if beats['auc'] else 'no'}**; "
         f"on Brier: **{'yes' if beats['brier'] else 'no'}**. ECE before calibration {result.raw_ece:.4f}, "
         f"after {result.comparison.loc['model', 'ece']:.4f}.",
+        "",
+        f"Scored {plan.window_days} days after training (BTYD features from the fit one window earlier, as the "
+        f"scorer's stored models would give): AUC {result.metrics.get('churn_lagged_btyd_auc', float('nan')):.4f}, "
+        f"Brier {result.metrics.get('churn_lagged_btyd_brier', float('nan')):.4f}, "
+        f"ECE {result.metrics.get('churn_lagged_btyd_ece', float('nan')):.4f}.",
         "",
         "## Tuning",
         "",
