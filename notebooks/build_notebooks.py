@@ -136,8 +136,10 @@ mean_abs.sort_values(ascending=False).head(10).round(4)'''),
         ("md", "# 04 · Segments, tiers and actions\n\nWho the segments are, how value concentrates in the "
                "tiers, and which action each customer gets."),
         ("code", SETUP),
-        ("code", '''from clv_models.models import BetaGeoModel, GammaGammaModel
-from clv_models.scoring import CustomerModels, customer_features, customer_values
+        ("code", '''from clv_models.features.customer import customer_features
+from clv_models.models import BetaGeoModel, GammaGammaModel
+from clv_models.models.btyd_features import BtydChurnFeatures
+from clv_models.scorer import CustomerModels, customer_values
 from clv_models.training.churn import train_churn
 from clv_models.training.segments import train_segmentation
 settings = load_settings(None, ["churn.n_trials=3", "churn.n_folds=2"])
@@ -146,8 +148,10 @@ with ingest(ORDERS, columns=COLUMNS) as orders, warnings.catch_warnings():
     features = customer_features(orders)
     rfm = features[["frequency", "recency", "T", "monetary_value"]]
     rfm.attrs["unit"] = "D"
-    models = CustomerModels(BetaGeoModel().fit(rfm), GammaGammaModel().fit(rfm[rfm["frequency"] > 0]),
-                            churn=train_churn(orders, settings.churn).model)
+    churn = train_churn(orders, settings.churn).model
+    models = CustomerModels(BetaGeoModel().fit(rfm), GammaGammaModel().fit(rfm[rfm["frequency"] > 0]), churn=churn,
+                            btyd_features=BtydChurnFeatures(window_days=churn.window_days,
+                                                            penalizer=settings.churn.btyd_penalizer).fit(features))
 values = customer_values(features, models, settings)
 result = train_segmentation(values, settings, models)
 result.profiles.round(3)'''),
