@@ -9,9 +9,10 @@ every run in its own fresh process:
   (DuckDB reads the Parquet file itself: the read is inside the clock), then
   ``build_churn_dataset(ingested, ChurnSettings(n_trials=--trials))`` - the snapshot plan (12
   training cutoffs 30 days apart, validation, test; 90-day window), the point-in-time features and
-  labels of every (cutoff, customer) and the per-cutoff BG/NBD + Gamma-Gamma fits behind the BTYD
-  features. The two calls are timed separately; the BTYD part is timed too (by wrapping
-  ``clv_models.features.churn.add_btyd_features``), so "snapshots excl. BTYD" is build − BTYD.
+  labels of every (cutoff, customer) - then ``clv_models.training.churn.add_btyd_features(dataset,
+  settings)``, the per-cutoff BG/NBD + Gamma-Gamma fits behind the BTYD features (what
+  ``train_churn`` does before fitting). The three calls are timed separately; "build" is the
+  snapshots plus the BTYD features, "snapshots excl. BTYD" the ``build_churn_dataset`` call alone.
 * **pandas baseline** (reference for the snapshot features' *core* only) - on a DataFrame from
   ``pandas.read_parquet`` (the read is timed and shown on its own row, outside the baseline's
   clock): ``order_ts`` floored to the day, distinct (customer_id, day) pairs once, then for *each*
@@ -258,30 +259,23 @@ DATASET_PARTS = ("train", "validation", "test")
 
 
 def worker_features(path: Path, trials: int, save_dir: Path | None) -> dict[str, Any]:
-    """ingest + build_churn_dataset, timed separately (BTYD fits inside the build timed too)."""
+    """ingest, build_churn_dataset and add_btyd_features, each timed (build = the last two)."""
     import duckdb  # noqa: F401  (imported before the clock: our modules import lazily)
     import pandas as pd  # noqa: F401
 
-    import clv_models.features.churn as churn_features
     from clv_models.config import ColumnMap
     from clv_models.data.ingest import ingest
+    from clv_models.features.churn import build_churn_dataset
     from clv_models.models import BetaGeoModel, GammaGammaModel  # noqa: F401
+    from clv_models.training.churn import add_btyd_features
 
     settings = settings_for(trials)
-    btyd_times: list[dict[str, float]] = []
-    original = churn_features.add_btyd_features
-
-    def add_btyd_timed(*args: Any, **kwargs: Any) -> Any:
-        result, times = timed(lambda: original(*args, **kwargs))
-        btyd_times.append(times)
-        return result
-
-    churn_features.add_btyd_features = add_btyd_timed
     ingested, ingest_times = timed(lambda: ingest(path, columns=ColumnMap(**COLUMNS)))
     rss_after_ingest = own_usage()["peak_rss_kib"]
-    dataset, build_times = timed(lambda: churn_features.build_churn_dataset(ingested, settings))
+    dataset, snapshot_times = timed(lambda: build_churn_dataset(ingested, settings))
+    fits, btyd = timed(lambda: add_btyd_features(dataset, settings))
+    build_times = combine(snapshot_times, btyd)
     usage = own_usage()
-    btyd = combine(*btyd_times)
     parts = {name: getattr(dataset, name) for name in DATASET_PARTS}
     result = {
         **combine(ingest_times, build_times),
@@ -290,9 +284,7 @@ def worker_features(path: Path, trials: int, save_dir: Path | None) -> dict[str,
         "ingest": ingest_times,
         "build": build_times,
         "btyd": btyd,
-        "build_excl_btyd": {
-            k: (None if build_times[k] is None or btyd[k] is None else build_times[k] - btyd[k]) for k in btyd
-        },
+        "build_excl_btyd": snapshot_times,
         "orders": ingested.report.orders,
         "snapshot_rows": sum(len(frame) for frame in parts.values()),
         "rows": {name: len(frame) for name, frame in parts.items()},
@@ -300,7 +292,7 @@ def worker_features(path: Path, trials: int, save_dir: Path | None) -> dict[str,
         "plan": dataset.plan.as_dict(),
         "features": dataset.features,
         "categorical_features": dataset.categorical_features,
-        "btyd_warnings": sum(len(d.warnings) for d in dataset.btyd_diagnostics),
+        "btyd_warnings": sum(len(fitted.diagnostics_) for fitted in fits.values()),
         "training_share": getattr(dataset, "training_share", 1.0),
     }
     if save_dir is not None:  # after the clock and the RSS reading
@@ -378,7 +370,7 @@ def worker_pandas(path: Path, trials: int, save_result: Path | None) -> dict[str
 
 
 def worker_rfm_check(dataset_dir: Path, reference: Path) -> dict[str, Any]:
-    """Our snapshots' frequency, recency and T vs the pandas baseline's, row for row.
+    """Our snapshots' daily frequency, recency and T vs the pandas baseline's, row for row.
 
     The baseline computes every customer at every cutoff. Ours keeps every customer at the validation
     and test cutoffs, and at the training cutoffs a hash-chosen share of them when
@@ -387,11 +379,12 @@ def worker_rfm_check(dataset_dir: Path, reference: Path) -> dict[str, Any]:
     import pandas as pd
 
     meta = json.loads((dataset_dir / "meta.json").read_text())
-    columns = ["cutoff", "customer_id", "frequency", "recency", "T"]
+    daily = {"frequency_days": "frequency", "recency_days": "recency", "T_days": "T"}  # the snapshots' names
+    columns = ["cutoff", "customer_id", *daily]
     ours = pd.concat(
         [pd.read_parquet(dataset_dir / f"{name}.parquet", columns=columns) for name in DATASET_PARTS],
         ignore_index=True,
-    )
+    ).rename(columns=daily)
     theirs = pd.read_parquet(reference)
     report: dict[str, Any] = {"rows_ours": len(ours), "rows_pandas": len(theirs), "problems": []}
     for frame in (ours, theirs):
@@ -719,9 +712,9 @@ def format_table(info: dict[str, Any]) -> str:
         r, d, m = out["results"], out["dataset"], out["model"]
         rows = [
             ("features", "`ingest` (incl. Parquet read)", "ingest", f"{d['orders']:,} orders"),
-            ("", "`build_churn_dataset`", "build", f"{d['snapshot_rows']:,} snapshots"),
-            ("", "… of which per-cutoff BTYD fits", "btyd", ""),
-            ("", "… excl. BTYD fits (SQL features, labels)", "build_excl_btyd", ""),
+            ("", "`build_churn_dataset` + `add_btyd_features`", "build", f"{d['snapshot_rows']:,} snapshots"),
+            ("", "… of which `add_btyd_features` (per-cutoff fits)", "btyd", ""),
+            ("", "… of which `build_churn_dataset` (SQL features, labels)", "build_excl_btyd", ""),
             ("", "ingest + build (peak RSS: whole worker)", "features", ""),
             ("pandas baseline", "`pd.read_parquet` (outside its clock)", "pandas_read", ""),
             ("", "RFM core per cutoff (F, R, T only)", "pandas", f"{out['pandas_rows']:,} snapshots"),
