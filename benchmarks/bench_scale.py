@@ -6,15 +6,15 @@ What is measured
 * **embedded** - ``clv_models.scoring.job.score(settings, model_uri=<exported model dir>,
   out=...)``, the whole batch job as ``clv score --model DIR`` runs it (see ``bench_score.py``):
   DuckDB reads the Parquet file (inside the clock), validation and quarantine, RFM of every
-  customer, the daily BG/NBD + Gamma-Gamma fits, then per chunk of ``scoring.chunk_customers``
-  (250,000) customers the point-in-time churn features in DuckDB, the pyfunc model and one
-  Parquet row group; the atomic rename and the MLflow scoring run (counts, shares, PSI) in a
-  scratch store. DuckDB is capped by ``scoring.duckdb_memory_limit`` (default 1GB) and spills to
+  customer, then per chunk of ``scoring.chunk_customers`` (250,000) customers the point-in-time
+  churn features in DuckDB, the pyfunc model (which applies the BTYD feature models stored in
+  the scorer: nothing is fitted at scoring) and one Parquet row group; the atomic rename and the
+  MLflow scoring run (counts, shares, PSI) in a scratch store. DuckDB is capped by ``scoring.duckdb_memory_limit`` (default 1GB) and spills to
   a temporary directory beyond it; ``--set scoring.duckdb_memory_limit='"2GB"'`` and other
   ``section.key=value`` overrides change the settings of every run.
 * **spark** - ``clv_models.scoring.spark_job.score_spark`` on ``local[2]`` (``--engines spark`` or
   ``embedded,spark``, alternating on the same data and model): the session start, Spark's
-  ingestion, features, driver-side BTYD fits, ``mapInPandas`` scoring, the Parquet directory and
+  ingestion, features, ``mapInPandas`` scoring, the Parquet directory and
   the MLflow run. Memory is the peak over the whole process tree (driver, JVM, Python workers),
   sampled every 0.2 s; CPU is the tree's. Phases are the job's own progress steps.
 
@@ -23,11 +23,12 @@ meanwhile (a run where they used more than 0.1 s + 10 % of its wall time is "dis
 ``--retries``), peak RSS (``ru_maxrss`` of the worker: interpreter, libraries, pandas frames and
 DuckDB's buffers), customers per second, the 1/5/15-minute load average before and after, and a
 phase breakdown: the worker wraps ``load_scorer``, ``ingest``, ``rfm_summary``,
-``fit_btyd_features``, ``churn_snapshots`` (the per-chunk features SQL), ``predict_codes`` and
-the Parquet writer and the sort that clusters the orders by customer with timers (cumulative
-wall and process CPU seconds, calls, and ``ru_maxrss`` when each phase last ended, which shows
-where the peak was reached); "other" is the wall time outside every timed call (the chunk
-table, per-chunk BTYD feature values, labels and drift counts, the MLflow run). Medians over
+``churn_snapshots`` (the per-chunk features SQL), ``join_features`` (the per-chunk feature
+table), ``predict_codes`` (the pyfunc model, BTYD feature values included) and the Parquet
+writer and the sort that clusters the orders by customer with timers (cumulative wall and process
+CPU seconds, calls, and ``ru_maxrss`` when each phase last ended, which shows where the peak was
+reached); "other" is the wall time outside every timed call (the chunk table, labels and drift
+counts, the MLflow run). Medians over
 ``--repeats`` (at least 2 at 10M).
 
 The model is trained on a *smaller* base from the same generator (``--train-customers``, default
@@ -125,6 +126,7 @@ def worker_embedded(orders: Path, model_dir: Path, out: Path, root: Path, overri
 
     ingest_module = import_module("clv_models.data.ingest")
     churn_module = import_module("clv_models.features.churn")
+    customer_module = import_module("clv_models.features.customer")
     rfm_module = import_module("clv_models.features.rfm")
     job_module = import_module("clv_models.scoring.job")
     registry_module = import_module("clv_models.tracking.registry")
@@ -133,10 +135,10 @@ def worker_embedded(orders: Path, model_dir: Path, out: Path, root: Path, overri
     clock.patch(registry_module, "load_scorer", "load_model")
     clock.patch(ingest_module, "ingest", "ingest")
     clock.patch(rfm_module, "rfm_summary", "rfm")
-    clock.patch(churn_module, "fit_btyd_features", "btyd_fit")
     if hasattr(job_module, "_cluster_by_customer"):
         clock.patch(job_module, "_cluster_by_customer", "cluster")
     clock.patch(churn_module, "churn_snapshots", "chunk_features_sql")
+    clock.patch(customer_module, "join_features", "chunk_join")
     clock.patch(registry_module.LoadedScorer, "predict_codes", "predict")
     clock.patch(job_module._Writer, "write", "write")
     clock.patch(job_module._Writer, "commit", "write")

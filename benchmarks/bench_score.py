@@ -6,8 +6,8 @@ What is measured
 * **ours** - ``clv_models.scoring.job.score(settings, model_uri=<exported model dir>, out=...)``:
   the whole batch job as ``clv score --model DIR`` runs it: DuckDB reads the Parquet file
   (inside the clock), validation and quarantine, RFM and the point-in-time churn features per
-  chunk of 250,000 customers, the daily BG/NBD / Gamma-Gamma fits behind them, the pyfunc model
-  (MLflow signature enforcement, BG/NBD + Gamma-Gamma + CLV, the LightGBM churn classifier,
+  chunk of 250,000 customers, the pyfunc model (MLflow signature enforcement, BG/NBD +
+  Gamma-Gamma + CLV, the stored daily BTYD feature models, the LightGBM churn classifier,
   segments, tiers, risk bands, lifecycle, next best action, labels), the Parquet output written
   atomically, and the MLflow scoring run (counts, shares, PSI) in a scratch store.
 * **lifetimes + pandas** - ``pandas.read_parquet`` (inside the clock), lifetimes'

@@ -5,7 +5,8 @@
     python benchmarks/segments_quality.py --out /tmp/clv-segments   # reports land there (default)
 
 Per dataset: ingest → customer features at the last order date → BG/NBD and Gamma-Gamma (days)
-fitted on them → churn classifier (``train_churn``) → customer values → segmenter and tier cut
+fitted on them → churn classifier (``train_churn``) and the BTYD feature models it reads, fitted
+at the same date (as ``clv train`` stores them in the scorer) → customer values → segmenter and tier cut
 points → decisions. Prints the segment profiles, the Pareto table, the tier summary and the
 decision mixes, a sample of the decided table in English and Chinese labels, and checks that the
 segment names survive retraining with five other seeds (share of customers whose name is
@@ -24,8 +25,10 @@ import numpy as np
 
 from clv_models.config import ColumnMap, load_settings
 from clv_models.data.ingest import ingest
+from clv_models.features.customer import customer_features
 from clv_models.models import BetaGeoModel, CustomerSegmenter, GammaGammaModel
-from clv_models.scoring import CustomerModels, customer_features, customer_values
+from clv_models.models.btyd_features import BtydChurnFeatures
+from clv_models.scorer import CustomerModels, customer_values
 from clv_models.training.churn import train_churn
 from clv_models.training.segments import train_segmentation, write_segmentation_report
 from clv_models.valuation.labels import apply_labels
@@ -53,13 +56,17 @@ def main() -> int:
         started = time.perf_counter()
         with ingest(source, columns=columns) as ingested, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # BG/NBD's a → 0 on Online Retail is reported in the churn report
-            features = customer_features(ingested, window_days=settings.churn.window_days)
+            features = customer_features(ingested)
             rfm = features[["frequency", "recency", "T", "monetary_value"]]
             rfm.attrs["unit"] = "D"
+            churn = train_churn(ingested, settings.churn).model
             models = CustomerModels(
                 bgnbd=BetaGeoModel().fit(rfm),
                 gamma_gamma=GammaGammaModel().fit(rfm[rfm["frequency"] > 0]),
-                churn=train_churn(ingested, settings.churn).model,
+                churn=churn,
+                btyd_features=BtydChurnFeatures(
+                    window_days=churn.window_days, penalizer=settings.churn.btyd_penalizer
+                ).fit(features),
             )
         model_seconds = time.perf_counter() - started
         values = customer_values(features, models, settings)
