@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clv_models.config import ColumnMap, Settings, load_settings, settings_to_toml
-from clv_models.errors import ClvInputError
+from clv_models.errors import ClvError, ClvInputError, environment_error
 
 app = typer.Typer(
     name="clv",
@@ -90,9 +90,14 @@ MasterOpt = Annotated[
 def _user_errors() -> Iterator[None]:
     try:
         yield
-    except ClvInputError as exc:
+    except ClvError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(exc.exit_code) from None
+    except OSError as exc:  # a write the library did not wrap: still one line, the path, exit 4
+        path = exc.filename or "a file"
+        fault = environment_error(exc, path, "output")
+        err.print(f"error: {fault}", markup=False, highlight=False)
+        raise typer.Exit(fault.exit_code) from None
 
 
 def _build_settings(
@@ -316,7 +321,7 @@ def features(
             # Aggregate once; the file, the count and the printed distribution all read the result.
             result.con.execute(f"CREATE TEMP TABLE customer_features AS {sql}")
             features_sql = "SELECT * FROM customer_features ORDER BY customer_id"
-            written = write_relation_atomic(result.con, features_sql, out_path)
+            written = write_relation_atomic(result.con, features_sql, out_path, what="the features")
             customers = result.con.execute("SELECT count(*) FROM customer_features").fetchall()[0][0]
             unit_name = "days" if chosen.unit == "D" else "weeks"
             _print_summary(
@@ -524,7 +529,7 @@ def report(
         tracker = Tracker(tracking.train_experiment, root=tracking.root, uri=tracking.uri)
         text = run_report_html(tracker, run_id)
         target = out_path or Path("out") / f"report_{run_id}.html"
-        with atomic_target(target) as tmp:
+        with atomic_target(target, "the report") as tmp:
             tmp.write_text(text, encoding="utf-8")
         out.print(f"report written to {target}", markup=False)
 

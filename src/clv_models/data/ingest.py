@@ -105,8 +105,9 @@ class IngestResult(AbstractContextManager["IngestResult"]):
     def write_orders(self, path: str | Path) -> Path:
         """Write the canonical orders (Parquet or CSV by extension), atomically."""
         return write_relation_atomic(
-            self.con, f"SELECT * FROM {ORDERS_TABLE} ORDER BY customer_id, order_ts, order_id", path
-        )
+            self.con, f"SELECT * FROM {ORDERS_TABLE} ORDER BY customer_id, order_ts, order_id", path,
+            what="the canonical orders",
+        )  # fmt: skip
 
     def quarantine_frame(self) -> pd.DataFrame:
         """Quarantined raw rows with ``reason`` and ``source_row`` (1-based)."""
@@ -114,7 +115,7 @@ class IngestResult(AbstractContextManager["IngestResult"]):
 
     def write_quarantine(self, path: str | Path) -> Path:
         """Write the quarantined raw rows to a Parquet file, atomically."""
-        return write_relation_atomic(self.con, quarantine_sql(self.source), path, fmt="parquet")
+        return write_relation_atomic(self.con, quarantine_sql(self.source), path, fmt="parquet", what="the quarantine")
 
     def close(self) -> None:
         self.con.close()
@@ -273,7 +274,7 @@ def ingest(
         if quarantine_path is not None and report.rows_quarantined > 0:
             say("writing quarantine")
             target = Path(str(quarantine_path).replace("{source}", opened.stem))
-            written = write_relation_atomic(con, quarantine_sql(opened), target, fmt="parquet")
+            written = write_relation_atomic(con, quarantine_sql(opened), target, fmt="parquet", what="the quarantine")
         report.quarantine_path = str(written) if written else None
         check_report(report, opened.label, validation)
         return IngestResult(con=con, report=report, quarantine_path=written, source=opened, _workdir=workdir)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from clv_models.errors import ClvInputError
+from clv_models.errors import ClvInputError, environment_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,40 +66,52 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def atomic_target(path: str | Path) -> Iterator[Path]:
+def atomic_target(path: str | Path, what: str = "output") -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write to; on success fsync it and rename it over
-    ``path``, on any failure delete it. Readers see the old file or the complete new one."""
+    ``path``, on any failure delete it. Readers see the old file or the complete new one. A write
+    the machine refuses (disk full, permission denied, …) is a :class:`ClvEnvironmentError` that
+    names ``path`` and ``what`` was being written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise environment_error(exc, path, what) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            if tmp.exists():
+                tmp.unlink()
+        except OSError:  # the directory itself is unusable: nothing was written there
+            pass
 
 
 def write_relation_atomic(
-    con: duckdb.DuckDBPyConnection, query: str, path: str | Path, fmt: str | None = None
+    con: duckdb.DuckDBPyConnection, query: str, path: str | Path, fmt: str | None = None, what: str = "output"
 ) -> Path:
     """Run ``query`` and write its result to ``path`` (Parquet or CSV), atomically."""
     path = Path(path)
     fmt = format_for(path, fmt)
     options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
-    with atomic_target(path) as tmp:
+    with atomic_target(path, what) as tmp:
         literal = "'" + str(tmp).replace("'", "''") + "'"
-        con.execute(f"COPY ({query}) TO {literal} ({options})")
+        try:
+            con.execute(f"COPY ({query}) TO {literal} ({options})")
+        except duckdb.IOException as exc:  # DuckDB's own file writer: the reason is in the message
+            raise environment_error(exc, path, what) from None
     return path
 
 
-def write_frame_atomic(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
+def write_frame_atomic(
+    frame: pd.DataFrame, path: str | Path, fmt: str | None = None, what: str = "output"
+) -> Path:
     """Write a DataFrame to ``path`` (Parquet or CSV by extension), atomically."""
     path = Path(path)
     fmt = format_for(path, fmt)
-    with atomic_target(path) as tmp:
+    with atomic_target(path, what) as tmp:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)
         else:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,42 +71,60 @@ def _output_format(path: Path) -> str:
 
 
 class _Writer:
-    """Appends chunks to a temporary sibling of ``path``; ``commit`` renames it over ``path``."""
+    """Appends chunks to a temporary sibling of ``path``; ``commit`` renames it over ``path``.
+
+    The sibling is created at once, so a directory that cannot be written fails before any work;
+    a write the machine refuses later (disk full, a file-size limit) is a one-line
+    :class:`~clv_models.errors.ClvEnvironmentError` and the previous output stays."""
 
     def __init__(self, path: Path) -> None:
         from clv_models.data.io import partial_sibling, remove_stale_partials
 
         self.path = path
         self.format = _output_format(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(path)  # leftovers of killed runs
         self.tmp = partial_sibling(path)
         self._parquet: Any = None
         self._csv: Any = None
+        with self._refused():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(path)  # leftovers of killed runs
+            open(self.tmp, "wb").close()  # noqa: SIM115 - a probe: can we write here at all?
+
+    @contextmanager
+    def _refused(self) -> Iterator[None]:
+        from clv_models.errors import environment_error
+
+        try:
+            yield
+        except OSError as exc:
+            self.abort()
+            raise environment_error(exc, self.path, "the scores") from None
 
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if self.format == "parquet":
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
-            self._parquet.write_table(table)
-        else:
-            header = self._csv is None
-            if header:
-                self._csv = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            frame.to_csv(self._csv, index=False, header=header, lineterminator="\n")
+        with self._refused():
+            if self.format == "parquet":
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if self._parquet is None:
+                    self._parquet = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+                self._parquet.write_table(table)
+            else:
+                header = self._csv is None
+                if header:
+                    self._csv = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                frame.to_csv(self._csv, index=False, header=header, lineterminator="\n")
 
     def commit(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._csv is not None:
-            self._csv.close()
-        with open(self.tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self.tmp, self.path)
+        with self._refused():
+            if self._parquet is not None:
+                self._parquet.close()
+            if self._csv is not None:
+                self._csv.close()
+            with open(self.tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
         for handle in (self._parquet, self._csv):
@@ -114,8 +133,12 @@ class _Writer:
                     handle.close()
                 except Exception:  # noqa: BLE001 - already failing; the temp file goes either way
                     pass
-        if self.tmp.exists():
-            self.tmp.unlink()
+        self._parquet = self._csv = None
+        try:
+            if self.tmp.exists():
+                self.tmp.unlink()
+        except OSError:  # the directory itself is unusable: nothing of ours is in it
+            pass
 
 
 def _chunk_table(con: Any, rfm: pd.DataFrame, chunk_size: int) -> int:
@@ -175,16 +198,32 @@ def score(
     log_run: bool = True,
 ) -> ScoreResult:
     """Score every customer with a purchase on or before the cutoff (module docstring)."""
-    from clv_models.data.ingest import ingest
-    from clv_models.features.churn import optional_columns
-    from clv_models.features.rfm import rfm_summary
-    from clv_models.scoring.batch import Tally, check_optional_columns, finish, log_scoring, prepare_scoring, score_batch
+    from clv_models.scoring.batch import log_scoring, prepare_scoring
 
     out_path = Path(out or settings.scoring.out)
     _output_format(out_path)
     plan = prepare_scoring(settings, model_uri, scored_at)
-    scorer = plan.scorer
     opening = _Opening(settings, plan.tracking_uri) if log_run and tracker is None else None
+    writer = _Writer(out_path)  # before any work: an output that cannot be written fails first
+    try:
+        result, report = _score_into(settings, plan, writer, progress)
+    except BaseException:
+        writer.abort()
+        raise
+    if log_run:
+        tracker = tracker or opening.result()  # type: ignore[union-attr]
+        result.run_id = log_scoring(tracker, result, report)
+    return result
+
+
+def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -> tuple[ScoreResult, Any]:
+    from clv_models.data.ingest import ingest
+    from clv_models.features.churn import optional_columns
+    from clv_models.features.rfm import rfm_summary
+    from clv_models.scoring.batch import Tally, check_optional_columns, finish, score_batch
+
+    scorer = plan.scorer
+    out_path = writer.path
     with ingest(
         settings.orders,
         as_of=settings.features.as_of,
@@ -210,27 +249,17 @@ def score(
         if chunks > 1:
             _cluster_by_customer(ingested.con)
         tally = Tally(scorer)
-        writer = _Writer(out_path)
-        try:
-            for chunk in range(chunks):
-                rows = rfm.iloc[chunk * chunk_size : (chunk + 1) * chunk_size].reset_index(drop=True)
-                features = _chunk_features(ingested, chunk, rows, as_of, scorer.unit)
-                scores, counted = score_batch(plan, features, labels_in_output=settings.scoring.labels_in_output)
-                writer.write(scores)
-                tally.merge(counted)
-                if progress is not None:
-                    progress(chunk + 1, chunks)
-            result = finish(
-                plan, settings, tally, out=out_path, chunks=chunks, as_of=as_of, input_warnings=input_warnings
-            )
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-    if log_run:
-        tracker = tracker or opening.result()  # type: ignore[union-attr]
-        result.run_id = log_scoring(tracker, result, report)
-    return result
+        for chunk in range(chunks):
+            rows = rfm.iloc[chunk * chunk_size : (chunk + 1) * chunk_size].reset_index(drop=True)
+            features = _chunk_features(ingested, chunk, rows, as_of, scorer.unit)
+            scores, counted = score_batch(plan, features, labels_in_output=settings.scoring.labels_in_output)
+            writer.write(scores)
+            tally.merge(counted)
+            if progress is not None:
+                progress(chunk + 1, chunks)
+        result = finish(plan, settings, tally, out=out_path, chunks=chunks, as_of=as_of, input_warnings=input_warnings)
+        writer.commit()
+    return result, report
 
 
 class _Opening:

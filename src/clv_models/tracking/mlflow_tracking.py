@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clv_models.errors import ClvInputError
+from clv_models.errors import ClvInputError, environment_error
 
 if TYPE_CHECKING:
     import optuna
@@ -73,6 +73,25 @@ def _default_uri(root: str | Path) -> str:
     return f"sqlite:///{(Path(root).resolve() / STORE_DIR / 'mlflow.db').as_posix()}"
 
 
+STORE_FIX = "point MLFLOW_TRACKING_URI or tracking.root at a place this user can write"
+
+
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """Turn a tracking store that cannot be created or opened (a directory that cannot be made, a
+    read-only or full disk, a database that refuses) into one line naming the store and the fix."""
+    try:
+        yield
+    except OSError as exc:
+        raise environment_error(exc, uri, "the MLflow tracking store", STORE_FIX) from None
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            raise environment_error(exc.orig or exc, uri, "the MLflow tracking store", STORE_FIX) from None
+        raise
+
+
 def tracking_uri(root: str | Path = ".") -> str:
     """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<abs root>/mlruns/mlflow.db``.
 
@@ -82,7 +101,8 @@ def tracking_uri(root: str | Path = ".") -> str:
     env = os.environ.get(TRACKING_URI_ENV, "").strip()
     if env:
         return env
-    (Path(root).resolve() / STORE_DIR).mkdir(parents=True, exist_ok=True)
+    with store_errors(_default_uri(root)):
+        (Path(root).resolve() / STORE_DIR).mkdir(parents=True, exist_ok=True)
     return _default_uri(root)
 
 
@@ -254,9 +274,10 @@ class Tracker:
         self.uri = uri if uri is not None else tracking_uri(root)
         self.experiment_name = experiment
         # The registry lives in the same store; without registry_uri MLflow 3 falls back to ./mlflow.db.
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         location = artifact_location(root) if self.uri == _default_uri(root) else None
-        self.experiment_id = self._experiment_id(experiment, location)
+        with store_errors(self.uri):
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            self.experiment_id = self._experiment_id(experiment, location)
         self._local = threading.local()  # stack of open runs per thread, for start_run(nested=True)
 
     def __repr__(self) -> str:

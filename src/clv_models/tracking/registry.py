@@ -277,9 +277,12 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
                 if info.is_file():
                     version = json.loads(info.read_text(encoding="utf-8")).get("version")
             elif "://" in uri or uri.startswith("models:/") or uri.startswith("runs:/"):
+                from clv_models.tracking.mlflow_tracking import store_errors
+
                 source = uri
                 if uri.startswith("models:/"):
-                    version, source = _resolve_registered(uri, tracking_uri)
+                    with store_errors(tracking_uri):
+                        version, source = _resolve_registered(uri, tracking_uri)
                 target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="clv-model-"))
                 path = Path(download_artifacts(artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri))
             else:
@@ -323,9 +326,14 @@ def export_scorer(uri: str, out: str | Path, *, tracking_uri: str) -> Path:
     atomically when it exists) that ``clv score --model out`` loads without a tracking server."""
     import shutil
 
+    from clv_models.errors import environment_error
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise environment_error(exc, out, "the exported model") from None
     try:
         loaded = load_scorer(uri, tracking_uri=tracking_uri, dst=staging / "download")
         model_dir = next(p.parent for p in (staging / "download").rglob("MLmodel"))
@@ -339,6 +347,8 @@ def export_scorer(uri: str, out: str | Path, *, tracking_uri: str) -> Path:
             old = staging / "old"
             os.replace(out, old)
         os.replace(final, out)
+    except OSError as exc:
+        raise environment_error(exc, out, "the exported model") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
