@@ -1,7 +1,10 @@
 """The ``clv`` command line: parse flags, load config, call one library function, print.
 
 User errors (files, columns, flags, config, too many bad rows) print one line on stderr and exit
-with code 2 (3 when malformed rows exceed the configured share); no traceback.
+with code 2 (3 when malformed rows exceed the configured share); faults of the machine (disk full,
+permission denied, a tracking store that cannot be opened or reached) exit with 4; `clv score`
+exits with 5 when the scores are written but the tracking store failed (the run is saved beside
+them for `clv log-run`). No traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from rich.table import Table
 
 from clv_models.config import ColumnMap, Settings, load_settings, settings_to_toml
 from clv_models.errors import ClvError, ClvInputError, environment_error
+
+TRACKING_NOT_LOGGED = 5  # clv score: scores written, scoring run saved to a file instead of logged
 
 app = typer.Typer(
     name="clv",
@@ -106,12 +111,15 @@ def _build_settings(
     columns: str | None = None,
     **flags: Any,
 ) -> Settings:
-    """Defaults < TOML file < --set overrides < dedicated flags."""
+    """Defaults < TOML file < --set overrides < dedicated flags. Bounds the tracking requests."""
+    from clv_models.tracking.mlflow_tracking import bound_tracking_requests
+
     values = {key: value for key, value in flags.items() if value is not None}
     settings = load_settings(config, sets, values)
     if columns:
         mapped = ColumnMap.parse(columns, base=settings.orders.columns)
         settings = load_settings(config, sets, {**values, "orders.columns": mapped.model_dump()})
+    bound_tracking_requests(settings.tracking)
     return settings
 
 
@@ -489,6 +497,36 @@ def score(
         )
         result = _run_scoring(settings, model, out_path)
         _print_score(result)
+    if result.tracking_error:
+        err.print(f"warning: scores written, but not logged: {result.tracking_error}", markup=False, highlight=False)
+        raise typer.Exit(TRACKING_NOT_LOGGED)
+
+
+@app.command("log-run")
+def log_run(
+    record: Annotated[Path, typer.Argument(help="A run saved by clv score when tracking was down (*.clv-score-run.json).")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Log a scoring run that `clv score` saved beside its output when the tracking store was down."""
+    import json
+
+    from clv_models.scoring.batch import log_record
+    from clv_models.tracking import Tracker
+    from clv_models.tracking.mlflow_tracking import store_errors
+
+    with _user_errors():
+        settings = _build_settings(config, set_)
+        try:
+            saved = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ClvInputError(f"{record}: not a saved clv score run ({exc})") from None
+        tracking = settings.tracking
+        tracker = Tracker(saved["experiment"], root=tracking.root, uri=tracking.uri)
+        with store_errors(tracker.uri):
+            run_id = log_record(tracker, saved)
+        record.unlink()
+        out.print(f"logged {record} as MLflow run {run_id} in {tracker.uri}", markup=False)
 
 
 @app.command()

@@ -390,6 +390,12 @@ class TrackingSettings(_Frozen):
     train_experiment: str = "clv-train"
     score_experiment: str = "clv-score"
     model_name: str = Field("clv-customer-scorer", min_length=1, description="Registered model name.")
+    request_timeout_seconds: int = Field(
+        5, ge=1, description="Seconds one request to an HTTP tracking server may take (MLFLOW_HTTP_REQUEST_TIMEOUT)."
+    )
+    request_retries: int = Field(
+        1, ge=0, description="Retries of a failed tracking request (MLFLOW_HTTP_REQUEST_MAX_RETRIES; backoff 1 s, 2 s, …)."
+    )
 
 
 class GateSettings(_Frozen):

@@ -68,6 +68,7 @@ class ScoreResult:
     drift_warnings: list[str] = field(default_factory=list)
     input_warnings: list[str] = field(default_factory=list)
     run_id: str | None = None
+    tracking_error: str | None = None  # the scores are written but the run is not logged
 
 
 def scored_at(value: dt.datetime | None) -> dt.datetime:
@@ -310,8 +311,12 @@ def finish(
     )
 
 
-def log_scoring(tracker: Any, result: ScoreResult, report: Any) -> str:
-    """The ``clv-score`` run: counts, shares per decision code, PSI per column, warnings as tags."""
+PENDING_SUFFIX = ".clv-score-run.json"
+
+
+def scoring_record(result: ScoreResult, report: Any, experiment: str) -> dict[str, Any]:
+    """What the ``clv-score`` run holds: experiment, run name, tags and metrics (counts, shares
+    per decision code, PSI per column, warnings as tags)."""
     tags = {
         "model_uri": result.model_uri,
         "model_version": result.model_version or "",
@@ -321,19 +326,47 @@ def log_scoring(tracker: Any, result: ScoreResult, report: Any) -> str:
         "drift_warnings": "; ".join(result.drift_warnings) or "none",
         "input_warnings": "; ".join(result.input_warnings) or "none",
     }
-    with tracker.start_run(f"score-{result.as_of.isoformat()}", tags=tags) as run:
-        metrics: dict[str, float] = {
-            "scored_customers": float(result.customers),
-            "score_chunks": float(result.chunks),
-            "data_rows_read": float(report.rows_read),
-            "data_rows_quarantined": float(report.rows_quarantined),
-            "data_malformed_share": float(report.malformed_share),
-            "score_input_warnings": float(len(result.input_warnings)),
-        }
-        for column, shares in result.distributions.items():
-            for code, share in shares.items():
-                metrics[f"share_{column}_{code}"] = share
-        for name, value in result.psi.items():
-            metrics[f"psi_{name}"] = value
-        run.log_metrics(metrics)
+    metrics: dict[str, float] = {
+        "scored_customers": float(result.customers),
+        "score_chunks": float(result.chunks),
+        "data_rows_read": float(report.rows_read),
+        "data_rows_quarantined": float(report.rows_quarantined),
+        "data_malformed_share": float(report.malformed_share),
+        "score_input_warnings": float(len(result.input_warnings)),
+    }
+    for column, shares in result.distributions.items():
+        for code, share in shares.items():
+            metrics[f"share_{column}_{code}"] = share
+    for name, value in result.psi.items():
+        metrics[f"psi_{name}"] = value
+    return {"experiment": experiment, "run_name": f"score-{result.as_of.isoformat()}", "tags": tags, "metrics": metrics}
+
+
+def log_record(tracker: Any, record: dict[str, Any]) -> str:
+    """Log a :func:`scoring_record` as a run of ``tracker``'s experiment; returns the run id."""
+    with tracker.start_run(record["run_name"], tags=record["tags"]) as run:
+        run.log_metrics(record["metrics"])
         return run.run_id
+
+
+def log_scoring(open_tracker: Any, result: ScoreResult, report: Any, settings: Settings) -> None:
+    """Log the scoring run; when the tracking store fails (unreachable, not creatable), keep the
+    scores, save the record beside them (``<out>.clv-score-run.json``, logged later with
+    ``clv log-run FILE``) and set ``result.tracking_error``. ``open_tracker``: () -> Tracker."""
+    from clv_models.errors import ClvEnvironmentError
+
+    record = scoring_record(result, report, settings.tracking.score_experiment)
+    from clv_models.tracking.mlflow_tracking import store_errors
+
+    try:
+        tracker = open_tracker()
+        with store_errors(tracker.uri):
+            result.run_id = log_record(tracker, record)
+    except ClvEnvironmentError as exc:
+        pending = Path(f"{result.out}{PENDING_SUFFIX}")
+        try:
+            pending.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            saved = f"; the run is saved in {pending} (log it later: clv log-run {pending})"
+        except OSError:
+            saved = "; the run could not be saved either"
+        result.tracking_error = f"{exc}{saved}"

@@ -211,8 +211,7 @@ def score(
         writer.abort()
         raise
     if log_run:
-        tracker = tracker or opening.result()  # type: ignore[union-attr]
-        result.run_id = log_scoring(tracker, result, report)
+        log_scoring(lambda: tracker or opening.result(), result, report, settings)  # type: ignore[union-attr]
     return result
 
 

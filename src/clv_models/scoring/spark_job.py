@@ -184,6 +184,8 @@ def score_spark(
     if log_run:
         from clv_models.tracking import Tracker
 
-        tracker = tracker or Tracker(settings.tracking.score_experiment, root=settings.tracking.root, uri=plan.tracking_uri)
-        result.run_id = log_scoring(tracker, result, report)
+        def open_tracker() -> Any:
+            return tracker or Tracker(settings.tracking.score_experiment, root=settings.tracking.root, uri=plan.tracking_uri)
+
+        log_scoring(open_tracker, result, report, settings)
     return result

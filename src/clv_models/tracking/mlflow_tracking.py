@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clv_models.errors import ClvInputError, environment_error
+from clv_models.errors import ClvEnvironmentError, ClvInputError, environment_error
 
 if TYPE_CHECKING:
     import optuna
@@ -74,6 +74,31 @@ def _default_uri(root: str | Path) -> str:
 
 
 STORE_FIX = "point MLFLOW_TRACKING_URI or tracking.root at a place this user can write"
+UNREACHABLE_FIX = "start the tracking server, or point MLFLOW_TRACKING_URI (or tracking.uri) at one that answers"
+REQUEST_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "request_timeout_seconds",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "request_retries",
+}
+
+
+def bound_tracking_requests(settings: Any) -> dict[str, str]:
+    """Bound every request to an HTTP tracking server (MLflow's defaults retry for minutes): set
+    MLflow's timeout, retry and backoff variables from ``[tracking]`` unless the environment sets
+    them already. Returns what it set. Called by the command line, never at import."""
+    applied = {}
+    for variable, field in REQUEST_BOUNDS.items():
+        if variable not in os.environ:
+            applied[variable] = os.environ[variable] = str(getattr(settings, field))
+    if "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR" not in os.environ:
+        applied["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    return applied
+
+
+def _unreachable(exc: Exception) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    text = str(exc)
+    return isinstance(exc, MlflowException) and ("API request to" in text or "Max retries exceeded" in text)
 
 
 @contextlib.contextmanager
@@ -89,6 +114,11 @@ def store_errors(uri: str) -> Iterator[None]:
 
         if isinstance(exc, OperationalError):
             raise environment_error(exc.orig or exc, uri, "the MLflow tracking store", STORE_FIX) from None
+        if _unreachable(exc):
+            raise ClvEnvironmentError(
+                f"cannot reach the MLflow tracking store {uri} (no answer within the request bounds of [tracking]); "
+                f"{UNREACHABLE_FIX}"
+            ) from None
         raise
 
 
