@@ -103,3 +103,28 @@ def test_training_with_the_tracking_server_down_stops_before_any_work(
     assert run.returncode == 4 and len(run.stderr.strip().splitlines()) == 1, run.stderr[-2000:]
     assert f"cannot reach the MLflow tracking store {uri}" in run.stderr
     assert "Optuna" not in run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_jobs_started_together_on_a_new_store_all_succeed(shop: dict, tmp_path: Path) -> None:
+    """Two trainings and a scoring run started at the same moment on a store that does not exist
+    yet: all succeed, both versions are registered and ``@champion`` is on one of them."""
+    mapping = ",".join(f"{k}={v}" for k, v in COLUMNS.items())
+    store = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    (tmp_path / "new").mkdir()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": store}
+    tiny = ["--set", "churn.n_trials=1", "--set", "churn.n_folds=2", "--set", "churn.train_cutoffs=2",
+            "--set", "churn.max_rounds=50", "--set", "segments.n_init=2"]  # fmt: skip
+    train = [sys.executable, "-m", "clv_models.cli", "train", "--orders", str(shop["orders"]), "--columns", mapping,
+             "--as-of", shop["as_of"].isoformat(), *tiny]  # fmt: skip
+    score = [sys.executable, "-m", "clv_models.cli", *score_args(shop, tmp_path / "scores.parquet")]
+    jobs = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for command in (train, train, score)]  # fmt: skip
+    results = [(job.wait(timeout=HANG_GUARD_SECONDS), *job.communicate()) for job in jobs]
+    for code, _, stderr in results:
+        assert code == 0, stderr[-3000:]
+    client = MlflowClient(store, registry_uri=store)
+    versions = sorted(int(v.version) for v in client.search_model_versions("name='clv-customer-scorer'"))
+    assert versions == [1, 2]
+    assert int(client.get_model_version_by_alias("clv-customer-scorer", "champion").version) in versions
+    assert len(pd.read_parquet(tmp_path / "scores.parquet")) == len(shop["scores"])

@@ -122,6 +122,25 @@ def store_errors(uri: str) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.lock`` beside a SQLite store while a client opens it:
+    MLflow creates a new store's tables on first use, and two processes doing that at the same
+    moment fail ("duplicate column name"). Other stores need no lock (their server creates them)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(uri[len("sqlite:///") :])
+    with open(database.with_name(database.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def tracking_uri(root: str | Path = ".") -> str:
     """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<abs root>/mlruns/mlflow.db``.
 
@@ -305,7 +324,7 @@ class Tracker:
         self.experiment_name = experiment
         # The registry lives in the same store; without registry_uri MLflow 3 falls back to ./mlflow.db.
         location = artifact_location(root) if self.uri == _default_uri(root) else None
-        with store_errors(self.uri):
+        with store_errors(self.uri), store_creation_lock(self.uri):
             self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
             self.experiment_id = self._experiment_id(experiment, location)
         self._local = threading.local()  # stack of open runs per thread, for start_run(nested=True)

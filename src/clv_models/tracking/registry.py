@@ -168,7 +168,10 @@ def log_and_register(
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="clv_models customer scorer: LTV, churn, segments, actions")
+        try:
+            client.create_registered_model(name, description="clv_models customer scorer: LTV, churn, segments, actions")
+        except MlflowException:  # another training registered the name since the lookup
+            client.get_registered_model(name)
     source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{SCORER_ARTIFACT}"
     version = client.create_model_version(name, source=source, run_id=run_id)
     return RegisteredScorer(name=name, version=str(version.version), source=source, run_id=run_id)
@@ -277,12 +280,13 @@ def load_scorer(uri: str, *, tracking_uri: str, dst: str | Path | None = None) -
                 if info.is_file():
                     version = json.loads(info.read_text(encoding="utf-8")).get("version")
             elif "://" in uri or uri.startswith("models:/") or uri.startswith("runs:/"):
-                from clv_models.tracking.mlflow_tracking import store_errors
+                from clv_models.tracking.mlflow_tracking import store_creation_lock, store_errors
 
                 source = uri
                 if uri.startswith("models:/"):
                     with store_errors(tracking_uri):
-                        version, source = _resolve_registered(uri, tracking_uri)
+                        with store_creation_lock(tracking_uri):
+                            version, source = _resolve_registered(uri, tracking_uri)
                 target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="clv-model-"))
                 path = Path(download_artifacts(artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri))
             else:
