@@ -133,6 +133,7 @@ def store_creation_lock(uri: str) -> Iterator[None]:
     import fcntl
 
     database = Path(uri[len("sqlite:///") :])
+    database.parent.mkdir(parents=True, exist_ok=True)  # as MLflow would for the database itself
     with open(database.with_name(database.name + ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
