@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-
 from clv_models.errors import ClvInputError
 from clv_models.evaluation.drift import DriftReference
 from clv_models.features.churn import OPTIONAL_SOURCES
@@ -135,13 +134,17 @@ class CustomerScorer:
         self.check_input(features)
         table = features.copy(deep=False)
         table.attrs["unit"] = self.unit
-        cutoffs = pd.to_datetime(table["as_of"], format="%Y-%m-%d", errors="coerce")
-        if cutoffs.isna().any():
-            raise ClvInputError(f"scoring input: {int(cutoffs.isna().sum()):,} row(s) have no as_of date YYYY-MM-DD")
+        # The cutoff is one date (or a few) repeated: check the distinct values, pass the text on.
+        cutoffs = table["as_of"].astype(object)
+        distinct = pd.unique(cutoffs)
+        parsed = pd.to_datetime(pd.Series(distinct, dtype=object), format="%Y-%m-%d", errors="coerce")
+        if parsed.isna().any():
+            bad = int(cutoffs.isin(distinct[parsed.isna().to_numpy()]).sum())
+            raise ClvInputError(f"scoring input: {bad:,} row(s) have no as_of date YYYY-MM-DD")
         values = customer_values(table, self.models, self.settings)
         decided = assign_decisions(values, self.models, self.settings)
         # An ISO date string: what a Spark struct (spark_udf) can carry; the jobs write a timestamp.
-        decided["as_of"] = cutoffs.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+        decided["as_of"] = cutoffs.to_numpy(dtype=object)
         out = decided[list(SCORE_COLUMNS)].reset_index(drop=True)
         if not codes:
             labels = labels or self.settings.labels

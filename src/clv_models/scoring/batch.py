@@ -203,12 +203,16 @@ def check_optional_columns(scorer: CustomerScorer, available: set[str], accepted
 
 
 def fill_missing_optional(table: pd.DataFrame, scorer: CustomerScorer) -> pd.DataFrame:
-    """Add the (accepted) missing optional features as missing values."""
+    """``table`` with the (accepted) missing optional features as missing values (a new frame;
+    the caller's is not modified)."""
     categorical = set(scorer.categorical_inputs)
     needed = set(scorer.input_columns)
-    for source in scorer.optional_columns:
-        column = OPTIONAL_SOURCES[source]
-        if column in needed and column not in table.columns:
+    absent = [OPTIONAL_SOURCES[s] for s in scorer.optional_columns if OPTIONAL_SOURCES[s] not in table.columns]
+    if not absent:
+        return table
+    table = table.copy(deep=False)
+    for column in absent:
+        if column in needed:
             table[column] = None if column in categorical else np.nan
     return table
 
@@ -262,7 +266,8 @@ def score_batch(plan: ScoringPlan, features: pd.DataFrame, *, labels_in_output: 
     from clv_models.valuation.labels import apply_labels
 
     scorer = plan.scorer
-    frame = signature_frame(scorer, fill_missing_optional(features, scorer))
+    features = fill_missing_optional(features, scorer)
+    frame = signature_frame(scorer, features)
     codes = plan.loaded.predict_codes(frame)
     tally = Tally(scorer)
     tally.add(codes, features, scorer)

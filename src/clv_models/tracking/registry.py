@@ -103,13 +103,8 @@ def signature_frame(scorer: CustomerScorer, features: pd.DataFrame) -> pd.DataFr
     categorical as strings."""
     import pandas as pd
 
+    scorer.check_input(features)  # missing columns, another unit: one line
     columns = ["customer_id", *scorer.input_columns]
-    missing = [c for c in columns if c not in features.columns]
-    if missing:
-        raise ClvInputError(
-            f"the feature table lacks column(s) {', '.join(missing)}; build it with "
-            "clv_models.features.customer.customer_features"
-        )
     frame = features[columns].copy()
     categorical = {"as_of", *scorer.categorical_inputs}
     for column in columns:
