@@ -226,6 +226,11 @@ def test_cli_features_on_spark_equal_embedded(spark, synthetic: dict, tmp_path: 
     run = subprocess.run([*score, "--out", str(tmp_path / "s"), "--engine", "flink"], capture_output=True, text=True,
                          cwd=tmp_path, env=env, timeout=300)  # fmt: skip
     assert run.returncode == 2 and "Traceback" not in run.stderr
+    # An output directory that cannot be created: one line, exit 4, before any Spark job.
+    run = subprocess.run([*score, "--out", "/proc/clv-no-such/scores"], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=300)  # fmt: skip
+    assert run.returncode == 4 and len(run.stderr.strip().splitlines()) == 1, run.stderr[-2000:]
+    assert "cannot write the scores to /proc/clv-no-such/scores" in run.stderr
 
 
 def test_failed_write_keeps_the_previous_output(spark, tmp_path: Path) -> None:
@@ -245,3 +250,29 @@ def test_failed_write_keeps_the_previous_output(spark, tmp_path: Path) -> None:
     assert sorted(p.name for p in target.iterdir()) == before
     assert pd.read_parquet(target)["x"].sum() == sum(range(100))
     assert [p.name for p in tmp_path.iterdir()] == ["scores"]
+
+
+def test_a_full_disk_on_spark_is_one_error_and_keeps_the_previous_output(spark, tmp_path: Path) -> None:
+    """A 64 KiB tmpfs: the first, small output fits; the next one does not. The JVM's
+    "No space left on device" becomes one ClvEnvironmentError naming the path; the previous
+    output and nothing else stays."""
+    from clv_models.data.spark import write_parquet_atomic
+    from clv_models.errors import ClvEnvironmentError
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        target = disk / "scores"
+        write_parquet_atomic(spark.range(10).toDF("x"), str(target))
+        before = sorted(p.name for p in target.iterdir())
+        big = spark.range(200_000).selectExpr("id AS x", "rand(3) AS noise").coalesce(1)
+        with pytest.raises(ClvEnvironmentError, match=f"cannot write the scores to {target}: no space left on the device"):
+            write_parquet_atomic(big, str(target), what="the scores")
+        assert sorted(p.name for p in target.iterdir()) == before
+        assert pd.read_parquet(target)["x"].sum() == sum(range(10))
+        assert [p.name for p in disk.iterdir()] == ["scores"]
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)

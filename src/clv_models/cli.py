@@ -2,9 +2,10 @@
 
 User errors (files, columns, flags, config, too many bad rows) print one line on stderr and exit
 with code 2 (3 when malformed rows exceed the configured share); faults of the machine (disk full,
-permission denied, a tracking store that cannot be opened or reached) exit with 4; `clv score`
-exits with 5 when the scores are written but the tracking store failed (the run is saved beside
-them for `clv log-run`). No traceback.
+permission denied, a tracking store that cannot be opened or reached) exit with 4. Exit 5: the
+job's product is on disk but the tracking store failed on the way — `clv score` wrote its scores
+(the run is saved beside them for `clv log-run`), `clv train` trained a scorer it could not
+register (saved under ``<tracking.root>/unregistered/`` for `clv register`). No traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rich.table import Table
 from clv_models.config import ColumnMap, Settings, load_settings, settings_to_toml
 from clv_models.errors import ClvError, ClvInputError, environment_error
 
-TRACKING_NOT_LOGGED = 5  # clv score: scores written, scoring run saved to a file instead of logged
+TRACKING_NOT_LOGGED = 5  # the product is written (scores, a trained scorer); its run is saved, not logged
 
 app = typer.Typer(
     name="clv",
@@ -112,7 +113,7 @@ def _build_settings(
     **flags: Any,
 ) -> Settings:
     """Defaults < TOML file < --set overrides < dedicated flags. Bounds the tracking requests."""
-    from clv_models.tracking.mlflow_tracking import bound_tracking_requests
+    from clv_models.tracking.mlflow_tracking import bound_tracking_requests, quiet_store_logs
 
     values = {key: value for key, value in flags.items() if value is not None}
     settings = load_settings(config, sets, values)
@@ -120,6 +121,7 @@ def _build_settings(
         mapped = ColumnMap.parse(columns, base=settings.orders.columns)
         settings = load_settings(config, sets, {**values, "orders.columns": mapped.model_dump()})
     bound_tracking_requests(settings.tracking)
+    quiet_store_logs()
     return settings
 
 
@@ -370,11 +372,12 @@ def _print_train(result: Any) -> None:
             f"registered {result.model_name} version {result.model_version} as @{gate.alias}",
             markup=False,
         )
-    out.print(
-        f"MLflow run {result.run_id} (experiment {result.experiment_id}) in {result.tracking_uri}\n"
-        "open the UI with: clv ui",
-        markup=False,
-    )
+    if not getattr(result, "tracking_error", None):
+        out.print(
+            f"MLflow run {result.run_id} (experiment {result.experiment_id}) in {result.tracking_uri}\n"
+            "open the UI with: clv ui",
+            markup=False,
+        )
 
 
 def _run_training(settings: Settings, config: Path | None, force: bool) -> Any:
@@ -412,6 +415,34 @@ def train(
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
         )
         result = _run_training(settings, config, force)
+        _print_train(result)
+        if result.tracking_error:
+            err.print(
+                f"warning: trained but not registered: {result.tracking_error}; the scorer and its run are "
+                f"saved in {result.saved_to} (`clv score --model {result.saved_to}/scorer` uses it as it is); "
+                f"register it with: clv register {result.saved_to}",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(TRACKING_NOT_LOGGED)
+
+
+@app.command()
+def register(
+    saved: Annotated[Path, typer.Argument(help="A training clv train saved when the tracking store failed.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: Annotated[
+        Optional[bool],
+        typer.Option("--force/--no-force", help="Override the --force the training was started with."),
+    ] = None,
+) -> None:
+    """Log and register a training that `clv train` saved because the tracking store failed."""
+    from clv_models.training.pipeline import register_saved_training
+
+    with _user_errors():
+        settings = _build_settings(config, set_)
+        result = register_saved_training(saved, settings, force=force)
         _print_train(result)
 
 

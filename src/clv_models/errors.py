@@ -58,7 +58,8 @@ def environment_error(
         text = str(exc).lower()
         code = next(
             (number for number, marker in (
-                (errno.ENOSPC, "no space left"), (errno.EFBIG, "file too large"),
+                (errno.ENOSPC, "no space left"), (errno.ENOSPC, "database or disk is full"),
+                (errno.EFBIG, "file too large"), (errno.EROFS, "readonly database"),
                 (errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system"),
                 (errno.ENOENT, "no such file or directory"),
             ) if marker in text),

@@ -128,3 +128,51 @@ def test_jobs_started_together_on_a_new_store_all_succeed(shop: dict, tmp_path: 
     assert versions == [1, 2]
     assert int(client.get_model_version_by_alias("clv-customer-scorer", "champion").version) in versions
     assert len(pd.read_parquet(tmp_path / "scores.parquet")) == len(shop["scores"])
+
+
+@pytest.mark.slow
+def test_a_store_that_fails_during_training_keeps_the_trained_scorer(shop: dict, tmp_path: Path) -> None:
+    """The store's disk fills up after the store was opened (a tmpfs left with 64 KiB free):
+    the training goes on without tracking, saves its scorer and run under
+    ``<tracking.root>/unregistered/``, says so in one warning line and exits 5; ``clv register``
+    then logs and registers it on a store that works, once."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        store = f"sqlite:///{disk / 'mlflow.db'}"
+        # Open the store (its tables are created) while the disk has room, then fill the disk.
+        subprocess.run([sys.executable, "-c", f"from clv_models.tracking import Tracker; Tracker('clv-train', uri={store!r})"],
+                       check=True, capture_output=True)  # in a child: an open connection would keep the mount busy
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "filler").write_bytes(b"\0" * (free - 64 * 1024))
+        mapping = ",".join(f"{k}={v}" for k, v in COLUMNS.items())
+        tiny = ["--set", "churn.n_trials=1", "--set", "churn.n_folds=2", "--set", "churn.train_cutoffs=2",
+                "--set", "churn.max_rounds=50", "--set", "segments.n_init=2"]  # fmt: skip
+        root = tmp_path / "root"
+        run = clv("train", "--orders", str(shop["orders"]), "--columns", mapping, "--as-of",
+                  shop["as_of"].isoformat(), "--set", f"tracking.root={root}", *tiny, cwd=disk, uri=store)  # fmt: skip
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
+    assert run.returncode == 5, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    ours = run.stderr.strip().splitlines()
+    assert len(ours) == 1 and ours[0].startswith("warning: trained but not registered: "), run.stderr[-3000:]
+    assert "no space left on the device" in ours[0]
+    (saved,) = (root / "unregistered").iterdir()
+    assert f"clv register {saved}" in ours[0]
+    assert (saved / "scorer" / "MLmodel").is_file()
+    metrics = json.loads((saved / "run.json").read_text())["metrics"]
+    assert 0.5 < metrics["churn_auc"] <= 1
+
+    good = f"sqlite:///{tmp_path / 'good' / 'mlflow.db'}"
+    registered = clv("register", str(saved), cwd=tmp_path, uri=good)
+    assert registered.returncode == 0, registered.stderr[-3000:]
+    assert "registered clv-customer-scorer version 1" in registered.stdout
+    client = MlflowClient(good, registry_uri=good)
+    version = client.get_model_version("clv-customer-scorer", "1")
+    assert client.get_run(version.run_id).data.metrics["churn_auc"] == pytest.approx(metrics["churn_auc"])
+    again = clv("register", str(saved), cwd=tmp_path, uri=good)
+    assert again.returncode == 2 and "already registered (clv-customer-scorer version 1" in again.stderr

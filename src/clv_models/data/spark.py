@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from clv_models.config import ColumnMap, SourceSettings, ValidationSettings
 from clv_models.data.quality import QualityReport
 from clv_models.data.sources import RAW_VIEW, ROW_COLUMN, OpenedSource, check_columns, quote_literal
-from clv_models.errors import ClvInputError
+from clv_models.errors import ClvEnvironmentError, ClvInputError, environment_error
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -305,37 +305,83 @@ class SparkIngestResult:
         self.close()
 
 
-def write_parquet_atomic(frame: DataFrame, target: str, *, partition_by: tuple[str, ...] = ()) -> str:
+# What a JVM write failure says when the machine refused it (Hadoop's local file system passes
+# the OS's message on); anything else from Spark is not a fault of the environment.
+_JVM_FAULTS = ("no space left", "file too large", "permission denied", "read-only file system", "disk quota exceeded")
+
+
+def _environment_fault(exc: BaseException, target: str, what: str) -> ClvEnvironmentError | None:
+    """The one-line error for a Spark write the machine refused (a Py4J error whose message
+    carries the OS's reason), or None when ``exc`` is something else."""
+    text = str(exc).lower()
+    if isinstance(exc, OSError) or any(marker in text for marker in _JVM_FAULTS):
+        return environment_error(exc, target, what)
+    return None
+
+
+def probe_local_output(target: str, what: str) -> None:
+    """Fail in a second, before the Spark job, when a local output's directory cannot be created
+    or written: create it and a probe file in it (removed at once)."""
+    if not is_local_path(target):
+        return
+    path = _local(target).resolve()
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise environment_error(exc, path, what) from None
+
+
+def write_parquet_atomic(
+    frame: DataFrame, target: str, *, partition_by: tuple[str, ...] = (), what: str = "output"
+) -> str:
     """Write ``frame`` as a Parquet directory at ``target``, replacing it only when complete.
 
     Local paths: written to a hidden sibling, then swapped in by two renames (the old output is
     kept as ``.<name>.previous`` until the new one is in place; a run that finds only that copy
-    puts it back first). Other URIs (hdfs://, s3a://, dbfs:/): Spark's own job commit."""
+    puts it back first). Other URIs (hdfs://, s3a://, dbfs:/): Spark's own job commit. A write
+    the machine refuses (disk full, permission denied, …) is one :class:`ClvEnvironmentError`
+    naming ``target`` and ``what``; the previous output stays."""
     writer = frame.write.mode("overwrite")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if not is_local_path(target):
-        writer.parquet(target)
+        try:
+            writer.parquet(target)
+        except Exception as exc:
+            fault = _environment_fault(exc, target, what)
+            if fault is None:
+                raise
+            raise fault from None
         return target
     path = _local(target).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     previous = path.with_name(f".{path.name}.previous")
-    if previous.exists() and not path.exists():
-        previous.rename(path)  # a swap was interrupted: the old output comes back
-    for stale in path.parent.glob(f".{path.name}.*.partial"):
-        shutil.rmtree(stale, ignore_errors=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        writer.parquet(str(partial))
-    except BaseException:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if previous.exists() and not path.exists():
+            previous.rename(path)  # a swap was interrupted: the old output comes back
+        for stale in path.parent.glob(f".{path.name}.*.partial"):
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            writer.parquet(str(partial))
+        except BaseException as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            fault = _environment_fault(exc, str(path), what) if isinstance(exc, Exception) else None
+            if fault is None:
+                raise
+            raise fault from None
+        if path.exists():
+            if previous.exists():
+                shutil.rmtree(previous)
+            path.rename(previous)
+        partial.rename(path)
+        shutil.rmtree(previous, ignore_errors=True)
+    except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if path.exists():
-        if previous.exists():
-            shutil.rmtree(previous)
-        path.rename(previous)
-    partial.rename(path)
-    shutil.rmtree(previous, ignore_errors=True)
+        raise environment_error(exc, path, what) from None
     return str(path)
 
 
@@ -345,15 +391,21 @@ def _write_quarantine(sql: SparkSql, opened: OpenedSource, target: str) -> str:
 
     frame = sql.frame(quarantine_sql(opened)).coalesce(1)
     if not is_local_path(target):
-        frame.write.mode("overwrite").parquet(target)
-        return target
+        return write_parquet_atomic(frame, target, what="the quarantine")
     path = _local(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         frame.sortWithinPartitions("source_row").write.parquet(str(staging))
         part = next(staging.glob("part-*.parquet"))
         os.replace(part, path)
+    except OSError as exc:
+        raise environment_error(exc, path, "the quarantine") from None
+    except Exception as exc:
+        fault = _environment_fault(exc, str(path), "the quarantine")
+        if fault is None:
+            raise
+        raise fault from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return str(path)

@@ -106,7 +106,13 @@ def score_spark(
     ``spark``: an existing session (else one is started from ``[spark]``: master, conf);
     ``out``: a Parquet directory (local path or a URI Spark can write), partitioned by
     ``spark.partition_by``."""
-    from clv_models.data.spark import check_spark_requirements, spark_ingest, spark_session, write_parquet_atomic
+    from clv_models.data.spark import (
+        check_spark_requirements,
+        probe_local_output,
+        spark_ingest,
+        spark_session,
+        write_parquet_atomic,
+    )
     from clv_models.features.spark import spark_customer_features
     from clv_models.scoring.batch import Tally, check_optional_columns, finish, log_scoring, prepare_scoring
 
@@ -120,6 +126,7 @@ def score_spark(
     out_path = str(out or settings.scoring.out)
     if out_path.lower().endswith(".csv"):
         raise ClvInputError(f"{out_path}: the Spark engine writes a Parquet directory; drop the .csv suffix")
+    probe_local_output(out_path, "the scores")  # an unwritable --out fails now, not after the job
     plan = prepare_scoring(settings, model_uri, scored_at)
     missing_partitions = [c for c in partition_by if c not in plan.columns]
     if missing_partitions:
@@ -164,7 +171,9 @@ def score_spark(
         say("scoring")
         scored = sql.register("scored", scored)  # computed here, once: written, then tallied
         say("writing")
-        written = write_parquet_atomic(scored.select(*plan.columns), out_path, partition_by=partition_by)
+        written = write_parquet_atomic(
+            scored.select(*plan.columns), out_path, partition_by=partition_by, what="the scores"
+        )
         say("shares and drift")
         tally = Tally(scorer)
         for row in scored.where(f"{TALLY_COLUMN} IS NOT NULL").select(TALLY_COLUMN).collect():

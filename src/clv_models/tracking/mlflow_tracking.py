@@ -53,6 +53,7 @@ _log = logging.getLogger(__name__)
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 STORE_DIR = "mlruns"
 NONFINITE_METRICS_TAG = "nonfinite_metrics"
+OFFLINE_RUN_ID = "not-logged"  # the run id of a run opened after the store failed (Tracker.call)
 PARENT_RUN_TAG = "mlflow.parentRunId"  # mlflow.utils.mlflow_tags.MLFLOW_PARENT_RUN_ID: the UI nests on it
 
 # MLflow's limits (mlflow.utils.validation, 3.x). Longer values are refused, or truncated with a log
@@ -94,6 +95,13 @@ def bound_tracking_requests(settings: Any) -> dict[str, str]:
     return applied
 
 
+def quiet_store_logs() -> None:
+    """Silence MLflow's SQL store logger below CRITICAL: it logs a failing statement with a
+    traceback before raising, and :func:`store_errors` already turns the error into one line
+    (its "Creating initial MLflow database tables" notes go too). Called by the command line."""
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
 def _unreachable(exc: Exception) -> bool:
     from mlflow.exceptions import MlflowException
 
@@ -112,8 +120,10 @@ def store_errors(uri: str) -> Iterator[None]:
     except Exception as exc:
         from sqlalchemy.exc import OperationalError
 
-        if isinstance(exc, OperationalError):
-            raise environment_error(exc.orig or exc, uri, "the MLflow tracking store", STORE_FIX) from None
+        # MLflow's SQL store wraps the driver's error in an MlflowException (TEMPORARILY_UNAVAILABLE).
+        cause = exc if isinstance(exc, OperationalError) else exc.__cause__
+        if isinstance(cause, OperationalError):
+            raise environment_error(cause.orig or cause, uri, "the MLflow tracking store", STORE_FIX) from None
         if _unreachable(exc):
             raise ClvEnvironmentError(
                 f"cannot reach the MLflow tracking store {uri} (no answer within the request bounds of [tracking]); "
@@ -240,7 +250,7 @@ class RunHandle:
 
         entities = [Param(key, value) for key, value in flatten_params(params).items()]
         for chunk in _chunks(entities, _MAX_PARAMS_TAGS_PER_BATCH):
-            self._client.log_batch(self._run_id, params=chunk)
+            self._tracker.call(self._client.log_batch, self._run_id, params=chunk)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log finite metrics at ``step`` (0 when None); skip None, NaN and ±inf.
@@ -264,7 +274,7 @@ class RunHandle:
             else:
                 entities.append(Metric(key, number, timestamp, 0 if step is None else int(step)))
         for chunk in _chunks(entities, _MAX_METRICS_PER_BATCH):
-            self._client.log_batch(self._run_id, metrics=chunk)
+            self._tracker.call(self._client.log_batch, self._run_id, metrics=chunk)
         if not skipped <= self._nonfinite:
             self._nonfinite |= skipped
             self.set_tags({NONFINITE_METRICS_TAG: ",".join(sorted(self._nonfinite))})
@@ -275,23 +285,23 @@ class RunHandle:
 
         entities = [RunTag(str(key), _clip(value, _MAX_TAG_VALUE)) for key, value in tags.items()]
         for chunk in _chunks(entities, _MAX_PARAMS_TAGS_PER_BATCH):
-            self._client.log_batch(self._run_id, tags=chunk)
+            self._tracker.call(self._client.log_batch, self._run_id, tags=chunk)
 
     def log_figure(self, fig: Any, artifact_file: str) -> None:
         """Save a matplotlib (or plotly) figure as the artifact ``artifact_file``; the suffix picks the format."""
-        self._client.log_figure(self._run_id, fig, artifact_file)
+        self._tracker.call(self._client.log_figure, self._run_id, fig, artifact_file)
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """Log a JSON-serialisable object as ``artifact_file`` (``.json``; ``.yaml``/``.yml`` give YAML)."""
-        self._client.log_dict(self._run_id, obj, artifact_file)
+        self._tracker.call(self._client.log_dict, self._run_id, obj, artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """Log a string as the artifact ``artifact_file`` (UTF-8)."""
-        self._client.log_text(self._run_id, text, artifact_file)
+        self._tracker.call(self._client.log_text, self._run_id, text, artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Copy a local file into the run's artifacts, under the directory ``artifact_path`` if given."""
-        self._client.log_artifact(self._run_id, str(path), artifact_path)
+        self._tracker.call(self._client.log_artifact, self._run_id, str(path), artifact_path)
 
     def log_table(self, df: pd.DataFrame, artifact_file: str) -> None:
         """Log a frame as CSV text (UTF-8, header row, ``.`` decimals) at ``artifact_file``, e.g. ``deciles.csv``.
@@ -329,6 +339,25 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
             self.experiment_id = self._experiment_id(experiment, location)
         self._local = threading.local()  # stack of open runs per thread, for start_run(nested=True)
+        self.continue_offline = False
+        self.store_failure: str | None = None
+
+    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the store. When it cannot be reached or written (:func:`store_errors`) and
+        ``continue_offline`` is set, remember the failure in ``store_failure``, return None and
+        skip every later call, so a training outlives its tracking store (decisions D29);
+        otherwise the one-line :class:`ClvEnvironmentError` is raised."""
+        if self.store_failure is not None:
+            return None
+        try:
+            with store_errors(self.uri):
+                return action(*args, **kwargs)
+        except ClvEnvironmentError as exc:
+            if not self.continue_offline:
+                raise
+            self.store_failure = str(exc)
+            _log.info("tracking store failed, going on without it: %s", exc)
+            return None
 
     def __repr__(self) -> str:
         return f"Tracker(experiment={self.experiment_name!r}, uri={self.uri!r})"
@@ -376,8 +405,8 @@ class Tracker:
         run_tags = {str(key): _clip(value, _MAX_TAG_VALUE) for key, value in (tags or {}).items()}
         if parent_id is not None:
             run_tags[PARENT_RUN_TAG] = parent_id
-        run = self.client.create_run(self.experiment_id, tags=run_tags, run_name=name)
-        handle = RunHandle(self, run.info.run_id)
+        run = self.call(self.client.create_run, self.experiment_id, tags=run_tags, run_name=name)
+        handle = RunHandle(self, run.info.run_id if run is not None else OFFLINE_RUN_ID)
         stack = self._stack()
         stack.append(handle)
         try:
@@ -394,8 +423,10 @@ class Tracker:
             stack.remove(handle)
 
     def _end(self, run_id: str, status: str, *, quiet: bool = False, end_time: int | None = None) -> None:
+        if run_id == OFFLINE_RUN_ID:
+            return
         try:
-            self.client.set_terminated(run_id, status, end_time=end_time)
+            self.call(self.client.set_terminated, run_id, status, end_time=end_time)
         except Exception:
             if not quiet:
                 raise
@@ -425,8 +456,10 @@ class Tracker:
             state = trial.state.name
             tags = {"trial_number": str(trial.number), "trial_state": state, "optuna_study": study.study_name,
                     PARENT_RUN_TAG: parent_id}
-            run = self.client.create_run(self.experiment_id, start_time=_ms(trial.datetime_start), tags=tags,
-                                         run_name=f"{prefix}-{trial.number:04d}")
+            run = self.call(self.client.create_run, self.experiment_id, start_time=_ms(trial.datetime_start),
+                            tags=tags, run_name=f"{prefix}-{trial.number:04d}")
+            if run is None:  # the store failed and this tracker goes on without it
+                return
             handle = RunHandle(self, run.info.run_id)
             try:
                 scalars = {key: value for key, value in trial.user_attrs.items() if _is_scalar(value)}
@@ -495,9 +528,14 @@ class NullTracker:
 
     uri: str | None = None
     experiment_id: str | None = None
+    continue_offline = False
+    store_failure: str | None = None
 
     def __init__(self, experiment: str = "", *, root: str | Path = ".", uri: str | None = None) -> None:
         self.experiment_name = experiment
+
+    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return None  # there is no store to call
 
     def __repr__(self) -> str:
         return f"NullTracker(experiment={self.experiment_name!r})"

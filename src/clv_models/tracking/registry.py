@@ -151,15 +151,28 @@ class RegisteredScorer:
 
 
 def log_and_register(
-    tracker: Tracker, run_id: str, scorer: CustomerScorer, example: pd.DataFrame, name: str
+    tracker: Tracker,
+    run_id: str,
+    scorer: CustomerScorer,
+    example: pd.DataFrame | None,
+    name: str,
+    *,
+    saved: str | Path | None = None,
 ) -> RegisteredScorer:
-    """Upload the pyfunc model as artifacts of ``run_id`` and register a new version of ``name``."""
+    """Upload the pyfunc model as artifacts of ``run_id`` and register a new version of ``name``.
+    ``saved``: a model directory :func:`save_scorer` already wrote for this scorer (then
+    ``example`` is not used)."""
     from mlflow.exceptions import MlflowException
 
     client = tracker.client
-    with tempfile.TemporaryDirectory(prefix="clv-scorer-") as tmp:
-        local = save_scorer(scorer, Path(tmp) / SCORER_ARTIFACT, example)
-        client.log_artifacts(run_id, str(local), SCORER_ARTIFACT)
+    if saved is not None:
+        client.log_artifacts(run_id, str(saved), SCORER_ARTIFACT)
+    else:
+        if example is None:
+            raise ValueError("log_and_register needs an input example or a saved model directory")
+        with tempfile.TemporaryDirectory(prefix="clv-scorer-") as tmp:
+            local = save_scorer(scorer, Path(tmp) / SCORER_ARTIFACT, example)
+            client.log_artifacts(run_id, str(local), SCORER_ARTIFACT)
     try:
         client.get_registered_model(name)
     except MlflowException:

@@ -81,6 +81,8 @@ class TrainResult:
     report: str = ""
     scored: pd.DataFrame | None = field(default=None, repr=False)
     quarantine_path: str | None = None
+    tracking_error: str | None = None  # the store failed during training: nothing logged past it
+    saved_to: Path | None = None  # then the trained scorer and its run are here (`clv register`)
 
 
 def _fingerprint(settings: Settings, ingested: IngestResult) -> str:
@@ -236,7 +238,10 @@ def train(
     if settings.orders.path is None:
         raise ClvInputError("no orders given: pass --orders PATH or set [orders] path in the config")
     tracking = settings.tracking
-    tracker = tracker or Tracker(tracking.train_experiment, root=tracking.root, uri=tracking.uri)
+    if tracker is None:
+        tracker = Tracker(tracking.train_experiment, root=tracking.root, uri=tracking.uri)
+        # A store that fails after this point must not cost the training (decisions D29).
+        tracker.continue_offline = True
     say("reading orders")
     with (
         ingest(
@@ -327,26 +332,160 @@ def train(
                 scored=segmentation.table,
                 quarantine_path=report.quarantine_path,
             )
-            if register:
+            if register and _store_failure(tracker) is None:
                 say("registering the scorer")
-                result = _register(result, tracker, settings, features, force=force, run=run)
-            say("writing report.html")
-            # Built from the logged artifacts, the same way `clv report RUN_ID` rebuilds it.
-            from clv_models.tracking.reports import REPORT_HTML, run_report_html
+                result = _register_or_note(result, tracker, settings, features, force=force, run=run)
+            if _store_failure(tracker) is None:
+                say("writing report.html")
+                # Built from the logged artifacts, the same way `clv report RUN_ID` rebuilds it.
+                from clv_models.tracking.reports import REPORT_HTML, run_report_html
 
-            run.log_text(run_report_html(tracker, run.run_id), REPORT_HTML)
+                html = tracker.call(run_report_html, tracker, run.run_id)
+                if html is not None:
+                    run.log_text(html, REPORT_HTML)
+        failure = _store_failure(tracker)
+        if failure is not None:
+            say("saving the trained scorer (the tracking store failed)")
+            result.tracking_error = failure
+            result.saved_to = save_unlogged_training(
+                result, settings, features.head(5), run_name=f"train-{cutoff.isoformat()}", tags=tags, force=force
+            )
         return result
 
 
-def _register(
+def _store_failure(tracker: Any) -> str | None:
+    return getattr(tracker, "store_failure", None)
+
+
+def _register_or_note(
     result: TrainResult, tracker: Any, settings: Settings, features: pd.DataFrame, *, force: bool, run: Any
+) -> TrainResult:
+    """:func:`_register`; a store failing meanwhile is noted on the tracker (the scorer is then
+    saved locally) when the tracker goes on offline, raised otherwise."""
+    from clv_models.errors import ClvEnvironmentError
+    from clv_models.tracking.mlflow_tracking import store_errors
+
+    try:
+        with store_errors(tracker.uri):
+            return _register(result, tracker, settings, features, force=force, run=run)
+    except ClvEnvironmentError as exc:
+        if not getattr(tracker, "continue_offline", False):
+            raise
+        tracker.store_failure = str(exc)
+        return result
+
+
+UNREGISTERED_DIR = "unregistered"
+SAVED_RUN_FILE = "run.json"
+SAVED_SCORER_DIR = "scorer"
+SAVED_REPORT_FILE = "evaluation_report.md"
+REGISTERED_FILE = "registered.txt"  # written by register_saved_training once it has registered
+
+
+def save_unlogged_training(
+    result: TrainResult,
+    settings: Settings,
+    example: pd.DataFrame,
+    *,
+    run_name: str,
+    tags: dict[str, str],
+    force: bool,
+) -> Path:
+    """Write a training whose tracking store failed to ``<tracking.root>/unregistered/<run>-<UTC time>/``:
+    the scorer as an MLflow model directory (``scorer/``, which ``clv score --model`` takes as it
+    is), its metrics, tags and params (``run.json``) and ``evaluation_report.md``. Written in a
+    temporary sibling and renamed, so the directory is whole or absent. ``clv register DIR`` logs
+    and registers it later (:func:`register_saved_training`)."""
+    import os
+    import shutil
+
+    from clv_models.errors import environment_error
+    from clv_models.tracking.mlflow_tracking import flatten_params
+    from clv_models.tracking.registry import save_scorer
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    parent = Path(settings.tracking.root) / UNREGISTERED_DIR
+    target = parent / f"{run_name}-{stamp}-{os.getpid()}"
+    partial = parent / f".{target.name}.partial"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        save_scorer(result.scorer, partial / SAVED_SCORER_DIR, example)
+        record = {
+            "experiment": settings.tracking.train_experiment,
+            "run_name": run_name,
+            "tags": {**tags, "registered_later": "true"},
+            "params": flatten_params(settings.model_dump(mode="json")),
+            "metrics": {key: value for key, value in result.metrics.items() if math.isfinite(value)},
+            "force": force,
+            "store_failure": result.tracking_error,
+        }
+        (partial / SAVED_RUN_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+        (partial / SAVED_REPORT_FILE).write_text(result.report, encoding="utf-8")
+        partial.rename(target)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise environment_error(exc, partial, "the trained scorer") from None
+    return target
+
+
+def register_saved_training(path: str | Path, settings: Settings, *, force: bool | None = None) -> TrainResult:
+    """Log a training saved by :func:`save_unlogged_training` as a run of its experiment (params,
+    tags, metrics, report, scorer) and register the scorer with the usual gate and aliases."""
+    from clv_models.tracking import Tracker
+    from clv_models.tracking.mlflow_tracking import store_errors
+    from clv_models.tracking.registry import load_scorer
+
+    path = Path(path)
+    done = path / REGISTERED_FILE
+    if done.is_file():
+        raise ClvInputError(f"{path} is already registered ({done.read_text(encoding='utf-8').strip()})")
+    try:
+        record = json.loads((path / SAVED_RUN_FILE).read_text(encoding="utf-8"))
+        report = (path / SAVED_REPORT_FILE).read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise ClvInputError(f"{path}: not a training saved by clv train ({exc}); pass the directory it printed") from None
+    tracking = settings.tracking
+    tracker = Tracker(record["experiment"], root=tracking.root, uri=tracking.uri)
+    scorer = load_scorer(str(path / SAVED_SCORER_DIR), tracking_uri=tracker.uri).scorer
+    with store_errors(tracker.uri), tracker.start_run(record["run_name"], tags=record["tags"]) as run:
+        run.log_params(record["params"])
+        run.log_metrics(record["metrics"])
+        run.log_text(report, "evaluation_report.md")
+        result = TrainResult(
+            run_id=run.run_id,
+            experiment_id=tracker.experiment_id,
+            tracking_uri=tracker.uri,
+            scorer=scorer,
+            metrics=dict(record["metrics"]),
+            report=report,
+        )
+        chosen = record.get("force", False) if force is None else force
+        result = _register(result, tracker, scorer.settings, None, force=chosen, run=run, saved=path / SAVED_SCORER_DIR)
+        from clv_models.tracking.reports import REPORT_HTML, run_report_html
+
+        run.log_text(run_report_html(tracker, run.run_id), REPORT_HTML)
+    # Registering twice would make a second version of one training: remember this one.
+    done.write_text(f"{result.model_name} version {result.model_version}, MLflow run {result.run_id}\n", encoding="utf-8")
+    return result
+
+
+def _register(
+    result: TrainResult,
+    tracker: Any,
+    settings: Settings,
+    features: pd.DataFrame | None,
+    *,
+    force: bool,
+    run: Any,
+    saved: Path | None = None,
 ) -> TrainResult:
     from clv_models.tracking.registry import log_and_register, set_alias
 
     name = settings.tracking.model_name
     champion_version, champion_value = _champion(tracker, name, settings.gate.compare_metric)
     decision = decide_promotion(result.metrics, settings, champion_value, champion_version, force=force)
-    registered = log_and_register(tracker, result.run_id, result.scorer, features.head(5), name)
+    example = features.head(5) if features is not None else None
+    registered = log_and_register(tracker, result.run_id, result.scorer, example, name, saved=saved)
     set_alias(tracker, name, decision.alias, registered.version)
     run.set_tags(
         {
