@@ -5,6 +5,7 @@ from clv_models.models._mle import ConvergenceWarning
 from clv_models.models.bgnbd import BetaGeoModel
 from clv_models.models.churn import ChurnClassifier
 from clv_models.models.gamma_gamma import GammaGammaModel
+from clv_models.models.mbgnbd import ModifiedBetaGeoModel
 from clv_models.models.segments import CustomerSegmenter, SegmentNamingWarning
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "ConvergenceWarning",
     "CustomerSegmenter",
     "GammaGammaModel",
+    "ModifiedBetaGeoModel",
     "SegmentNamingWarning",
 ]
