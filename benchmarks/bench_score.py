@@ -108,7 +108,7 @@ def worker_lifetimes(orders: Path, model_dir: Path, out: Path) -> dict[str, Any]
     from lifetimes.utils import summary_data_from_transaction_data
 
     scorer = joblib.load(next(model_dir.rglob("customer_scorer.joblib")))
-    bgnbd, gamma_gamma = scorer.models.bgnbd.params_, scorer.models.gamma_gamma.params_
+    bgnbd, gamma_gamma = scorer.models.purchases.params_, scorer.models.gamma_gamma.params_
     cuts = scorer.models.tiers.cut_points_
 
     def run() -> int:

@@ -365,6 +365,10 @@ def _print_train(result: Any) -> None:
         if name in result.metrics and not name.startswith("data_"):
             table.add_row(name, f"{result.metrics[name]:.4f}")
     out.print(table)
+    if getattr(result, "purchase_model", None):
+        out.print(result.purchase_model, markup=False, highlight=False)
+    for notice in getattr(result, "notices", []):
+        err.print(f"warning: {notice}", markup=False, highlight=False)
     if result.gate is not None:
         gate = result.gate
         out.print(

@@ -378,6 +378,11 @@ class LtvSettings(_Frozen):
         180, ge=7, description="Evaluation: models fitted on orders up to cutoff − holdout_days, judged on the rest."
     )
     penalizer: float = Field(0.0, ge=0.0, description="L2 penalizer of both fits (0 = plain maximum likelihood).")
+    model: Literal["auto", "bgnbd", "mbgnbd", "pnbd"] = Field(
+        "auto",
+        description="Purchase model: auto = the one of BG/NBD, MBG/NBD, Pareto/NBD with the lowest holdout purchases "
+        "RMSE among fits the data identify (decisions D31); or name one.",
+    )
 
 
 class TrackingSettings(_Frozen):

@@ -38,6 +38,12 @@ def probability_of_purchases(model: BetaGeoModel, t: np.ndarray | float, x: np.n
     NB survival function, taken from scipy in log-gamma form: the paper's finite sum of gamma
     functions overflows beyond x ≈ 170.
     """
+    own = getattr(model, "probability_of_purchases", None)
+    if own is not None:  # MBG/NBD and Pareto/NBD give their own P(X(t) = x)
+        t, x = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(x, dtype=float))
+        if (t < 0).any() or (x < 0).any() or (x != np.floor(x)).any():
+            raise ClvInputError("P(X(t) = x) needs t ≥ 0 and whole numbers x ≥ 0")
+        return np.asarray(own(t, x), dtype=float)
     r, alpha, a, b = _params(model)
     t, x = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(x, dtype=float))
     if (t < 0).any() or (x < 0).any() or (x != np.floor(x)).any():

@@ -115,12 +115,13 @@ def _markdown(
         "| model | parameter | estimate | standard error |",
         "|---|---|---|---|",
     ]
-    for name, model in (("BG/NBD", purchases), ("Gamma-Gamma", spend)):
+    label = {"ModifiedBetaGeoModel": "MBG/NBD", "ParetoNBDModel": "Pareto/NBD"}.get(type(purchases).__name__, "BG/NBD")
+    for name, model in ((label, purchases), ("Gamma-Gamma", spend)):
         for key, value in model.params_.items():
             lines.append(f"| {name} | {key} | {value:.6g} | {model.standard_errors_.get(key, float('nan')):.3g} |")
     lines += [
         "",
-        f"BG/NBD log-likelihood {purchases.log_likelihood_:,.2f}; converged: {purchases.converged_} "
+        f"{label} log-likelihood {purchases.log_likelihood_:,.2f}; converged: {purchases.converged_} "
         f"({purchases.diagnostic_}). Gamma-Gamma converged: {spend.converged_}.",
         "",
         "## Holdout metrics",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from clv_models.config import Settings
-    from clv_models.models import BetaGeoModel, ChurnClassifier, GammaGammaModel
+    from clv_models.models import BetaGeoModel, ChurnClassifier, GammaGammaModel, ModifiedBetaGeoModel, ParetoNBDModel
     from clv_models.models.btyd_features import BtydChurnFeatures
     from clv_models.models.segments import CustomerSegmenter
     from clv_models.valuation.tiers import ValueTiers
@@ -39,7 +39,7 @@ class CustomerModels:
     ``btyd_features``: the daily BG/NBD and Gamma-Gamma behind the churn classifier's BTYD
     features, fitted at the training cutoff (required with ``churn``)."""
 
-    bgnbd: BetaGeoModel
+    purchases: BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel  # chosen by training (decisions D31)
     gamma_gamma: GammaGammaModel
     churn: ChurnClassifier | None = None
     segmenter: CustomerSegmenter | None = None
@@ -55,10 +55,10 @@ def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Setti
     rfm = out[list(RFM_COLUMNS)]
     rfm.attrs["unit"] = table.attrs.get("unit")
     horizon = settings.valuation.horizon
-    out["p_alive"] = models.bgnbd.probability_alive(rfm)
-    out["expected_purchases_h"] = models.bgnbd.expected_purchases(rfm, horizon=horizon)
+    out["p_alive"] = models.purchases.probability_alive(rfm)
+    out["expected_purchases_h"] = models.purchases.expected_purchases(rfm, horizon=horizon)
     out["expected_order_value"] = models.gamma_gamma.expected_order_value(rfm)
-    out["clv_h"] = customer_lifetime_value(models.bgnbd, models.gamma_gamma, rfm, **settings.valuation.model_dump())
+    out["clv_h"] = customer_lifetime_value(models.purchases, models.gamma_gamma, rfm, **settings.valuation.model_dump())
     if models.churn is not None:
         if models.btyd_features is None:
             raise ClvInputError("the churn classifier needs its BTYD feature models; retrain the scorer")

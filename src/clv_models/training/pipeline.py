@@ -82,6 +82,8 @@ class TrainResult:
     scored: pd.DataFrame | None = field(default=None, repr=False)
     quarantine_path: str | None = None
     tracking_error: str | None = None  # the store failed during training: nothing logged past it
+    notices: list[str] = field(default_factory=list)  # what the user must read first (fits not identified, …)
+    purchase_model: str = "bgnbd"
     saved_to: Path | None = None  # then the trained scorer and its run are here (`clv register`)
 
 
@@ -112,8 +114,12 @@ def _quality_metrics(report: Any) -> dict[str, float]:
     return metrics
 
 
-def _fit_ltv(rfm: pd.DataFrame, penalizer: float) -> tuple[Any, Any]:
-    from clv_models.models import BetaGeoModel, GammaGammaModel
+def _fit_ltv(rfm: pd.DataFrame, model: str, penalizer: float, spend_penalizer: float) -> tuple[Any, Any, list[str]]:
+    """The purchase model ``model`` and Gamma-Gamma on ``rfm``. A purchase fit the data do not
+    identify is refitted with the next penalizers of the ladder until one is (decisions D31);
+    returns what the user must be told."""
+    from clv_models.models import GammaGammaModel
+    from clv_models.training.purchase_models import PENALTY_LADDER, fit_purchase_model
 
     repeat = rfm[rfm["frequency"] > 0]
     if len(repeat) < 20:
@@ -121,15 +127,28 @@ def _fit_ltv(rfm: pd.DataFrame, penalizer: float) -> tuple[Any, Any]:
             f"only {len(repeat)} customers bought twice or more before {rfm.attrs.get('as_of')}: too few to fit "
             "Gamma-Gamma; train on a longer history"
         )
-    return BetaGeoModel(penalizer=penalizer).fit(rfm), GammaGammaModel(penalizer=penalizer).fit(repeat)
+    notes: list[str] = []
+    purchases = fit_purchase_model(model, rfm, penalizer)
+    if not purchases.converged_:
+        first = purchases.diagnostic_
+        for stronger in (p for p in PENALTY_LADDER if p > penalizer):
+            purchases = fit_purchase_model(model, rfm, stronger)
+            if purchases.converged_:
+                notes.append(f"{model} at the cutoff is not identified ({first}); refitted with penalizer {stronger:g}")
+                break
+        else:
+            notes.append(f"{model} at the cutoff is not identified ({purchases.diagnostic_}): P(alive) is not to be trusted")
+    return purchases, GammaGammaModel(penalizer=spend_penalizer).fit(repeat), notes
 
 
 def _ltv_evaluation(
     ingested: IngestResult, settings: Settings, cutoff: dt.date, run: Any, work: Path
-) -> dict[str, float]:
-    """Fit on orders up to cutoff − holdout_days, judge on the holdout; log into ``run``."""
+) -> tuple[dict[str, float], Any]:
+    """Fit on orders up to cutoff − holdout_days, choose the purchase model and judge on the
+    holdout; log into ``run``. Returns the metrics and the :class:`PurchaseModelChoice`."""
     from clv_models.evaluation.report import write_ltv_report
     from clv_models.features.rfm import calibration_holdout
+    from clv_models.training.purchase_models import choose_purchase_model
 
     unit = settings.features.unit
     calibration_end = cutoff - dt.timedelta(days=settings.ltv.holdout_days)
@@ -139,15 +158,21 @@ def _ltv_evaluation(
             f"only {len(split)} customers bought before {calibration_end} (cutoff − ltv.holdout_days): too few to "
             "evaluate; lower ltv.holdout_days or train on a longer history"
         )
-    bgnbd, gamma_gamma = _fit_ltv(split, settings.ltv.penalizer)
-    files = write_ltv_report(work / "ltv", purchases=bgnbd, spend=gamma_gamma, split=split, orders=ingested)
+    choice = choose_purchase_model(split, settings.ltv.model, settings.ltv.penalizer)
+    purchases, gamma_gamma, _ = _fit_ltv(split, choice.model, choice.penalizer, settings.ltv.penalizer)
+    files = write_ltv_report(work / "ltv", purchases=purchases, spend=gamma_gamma, split=split, orders=ingested)
     metrics = files.report.metrics()
     run.log_params({"ltv": {**settings.ltv.model_dump(), "calibration_end": calibration_end.isoformat()}})
-    run.log_params({"ltv_eval_bgnbd": bgnbd.params_, "ltv_eval_gamma_gamma": gamma_gamma.params_})
+    run.log_params({"ltv_eval_purchases": purchases.params_, "ltv_eval_gamma_gamma": gamma_gamma.params_})
+    run.log_params({"ltv_eval_purchase_model": choice.model, "ltv_eval_purchase_penalizer": choice.penalizer})
+    for candidate in choice.candidates:
+        key = f"ltv_candidate_{candidate.model}_{candidate.penalizer:g}".replace(".", "_")
+        run.log_metrics({f"{key}_rmse": candidate.rmse, f"{key}_identified": float(candidate.identified)})
     run.log_metrics({**metrics, "ltv_eval_customers": float(len(split))})
+    run.log_table(choice.table(), "ltv/purchase_models.csv")
     for path in [files.markdown, files.metrics, *files.plots.values()]:
         run.log_artifact(path, "ltv")
-    return metrics
+    return metrics, choice
 
 
 def decide_promotion(
@@ -277,8 +302,10 @@ def train(
             say("lifetime-value models: out-of-time evaluation")
             with run.child("ltv") as ltv_run, warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                metrics.update(_ltv_evaluation(ingested, settings, cutoff, ltv_run, work))
+                ltv_metrics, choice = _ltv_evaluation(ingested, settings, cutoff, ltv_run, work)
+                metrics.update(ltv_metrics)
                 ltv_run.set_tags({"warnings": "; ".join(sorted({str(w.message) for w in caught}))[:5000]})
+            notices = list(choice.notes)
 
             say(f"churn classifier: {settings.churn.n_trials} Optuna trials")
             with run.child("churn") as churn_run:
@@ -293,16 +320,30 @@ def train(
             rfm.attrs["unit"] = unit
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                bgnbd, gamma_gamma = _fit_ltv(rfm, settings.ltv.penalizer)
+                purchases, gamma_gamma, production_notes = _fit_ltv(rfm, choice.model, choice.penalizer, settings.ltv.penalizer)
+            notices += production_notes
             # The BTYD features' models, fitted at the cutoff as each snapshot's were at its own,
             # and stored in the scorer: scoring applies them and fits nothing (decisions D28).
             btyd_features = BtydChurnFeatures(
                 window_days=churn.model.window_days, penalizer=settings.churn.btyd_penalizer
             ).fit(features)
-            run.log_params({"bgnbd": bgnbd.params_, "gamma_gamma": gamma_gamma.params_})
+            if btyd_features.bgnbd_ is not None and not btyd_features.bgnbd_.converged_:
+                notices.append(
+                    "the daily BG/NBD behind the churn classifier's BTYD features is not identified "
+                    f"({btyd_features.bgnbd_.diagnostic_}); the classifier was trained on such fits too"
+                )
+            run.log_params({"purchases": purchases.params_, "gamma_gamma": gamma_gamma.params_})
+            run.log_params({"purchase_model": choice.model, "purchase_penalizer": purchases.penalizer})
             run.log_params({"btyd_features": btyd_features.params})
+            run.set_tags(
+                {
+                    "purchase_model": choice.model,
+                    "purchase_model_choice": choice.reason,
+                    "fits_not_identified": " | ".join(notices) or "none",
+                }
+            )
             models = CustomerModels(
-                bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.model, btyd_features=btyd_features
+                purchases=purchases, gamma_gamma=gamma_gamma, churn=churn.model, btyd_features=btyd_features
             )
             values = customer_values(features, models, settings)
 
@@ -316,11 +357,14 @@ def train(
                 settings=settings,
                 unit=unit,
                 trained_as_of=cutoff.isoformat(),
-                metadata={**tags, "run_id": run.run_id, "customers": len(values)},
+                metadata={**tags, "run_id": run.run_id, "customers": len(values), "purchase_model": choice.model},
             )
             scorer.fit_drift_reference(segmentation.table)
             run.log_metrics(metrics)
-            text = _report(settings, report, metrics, churn, segmentation_markdown(segmentation, settings), tags)
+            text = _report(
+                settings, report, metrics, churn, segmentation_markdown(segmentation, settings), tags,
+                choice=choice, notices=notices,
+            )  # fmt: skip
             run.log_text(text, "evaluation_report.md")
             result = TrainResult(
                 run_id=run.run_id,
@@ -331,6 +375,8 @@ def train(
                 report=text,
                 scored=segmentation.table,
                 quarantine_path=report.quarantine_path,
+                notices=notices,
+                purchase_model=choice.reason,
             )
             if register and _store_failure(tracker) is None:
                 say("registering the scorer")
@@ -502,7 +548,15 @@ def _register(
 
 
 def _report(
-    settings: Settings, quality: Any, metrics: dict[str, float], churn: Any, segments_md: str, tags: dict[str, str]
+    settings: Settings,
+    quality: Any,
+    metrics: dict[str, float],
+    churn: Any,
+    segments_md: str,
+    tags: dict[str, str],
+    *,
+    choice: Any,
+    notices: list[str],
 ) -> str:
     from clv_models.training.churn import comparison_markdown
 
@@ -516,6 +570,7 @@ def _report(
         f"Source {tags['source']} ({tags['data_fingerprint']}), cutoff {tags['cutoff']}, unit {tags['unit']}, "
         f"clv_models {tags['package_version']}, commit {tags['git_commit']}.",
         "",
+        *(["## Read first", "", *(f"- **{notice}**" for notice in notices), ""] if notices else []),
         "## Data quality",
         "",
         f"{quality.rows_read:,} rows read, {quality.orders:,} orders of {quality.customers:,} customers kept; "
@@ -527,6 +582,10 @@ def _report(
         "| metric | value |",
         "|---|---|",
         *(fmt(name) for name in HEADLINE_METRICS if name.startswith(("holdout_", "gamma_gamma"))),
+        "",
+        f"Purchase model: {choice.reason}. Candidates on the same holdout (decisions D31):",
+        "",
+        choice.markdown(),
         "",
         f"## Churn ({settings.churn.window_days}-day window): model vs baselines on the test snapshot",
         "",
