@@ -365,8 +365,9 @@ def _print_train(result: Any) -> None:
         if name in result.metrics and not name.startswith("data_"):
             table.add_row(name, f"{result.metrics[name]:.4f}")
     out.print(table)
-    if getattr(result, "purchase_model", None):
-        out.print(result.purchase_model, markup=False, highlight=False)
+    _print_churn_comparison(result.metrics)
+    for line in getattr(result, "choices", []):
+        out.print(line, markup=False, highlight=False)
     for notice in getattr(result, "notices", []):
         err.print(f"warning: {notice}", markup=False, highlight=False)
     if result.gate is not None:
@@ -382,6 +383,21 @@ def _print_train(result: Any) -> None:
             "open the UI with: clv ui",
             markup=False,
         )
+
+
+def _print_churn_comparison(metrics: dict[str, float]) -> None:
+    """The classifier beside every baseline on the test snapshot (AUC, Brier, ECE)."""
+    from clv_models.training.churn import BASELINES
+
+    rows = {"model": "churn_", **{name: f"churn_baseline_{name}_" for name in BASELINES}}
+    if not all(f"{prefix}auc" in metrics for prefix in rows.values()):
+        return
+    table = Table(title="Churn on the test snapshot: classifier vs baselines", title_justify="left")
+    for column in ("score", "AUC", "Brier", "ECE"):
+        table.add_column(column, justify="left" if column == "score" else "right")
+    for name, prefix in rows.items():
+        table.add_row(name, *(f"{metrics[prefix + m]:.4f}" for m in ("auc", "brier", "ece")))
+    out.print(table)
 
 
 def _run_training(settings: Settings, config: Path | None, force: bool) -> Any:

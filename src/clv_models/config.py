@@ -410,9 +410,15 @@ class GateSettings(_Frozen):
     ``maximum`` is ≤ its bound. The champion alias then moves only if ``compare_metric`` beats
     the current champion's by at least ``min_improvement`` (or there is no champion yet)."""
 
-    minimum: dict[str, float] = Field(default_factory=lambda: {"churn_auc": 0.6, "holdout_clv_spearman": 0.2})
-    maximum: dict[str, float] = Field(default_factory=lambda: {"churn_ece": 0.2})
-    compare_metric: str = "churn_auc"
+    minimum: dict[str, float] = Field(
+        default_factory=lambda: {
+            "churn_shipped_auc": 0.6,
+            "holdout_clv_spearman": 0.2,
+            "churn_shipped_not_worse_than_baselines": 1.0,
+        }
+    )
+    maximum: dict[str, float] = Field(default_factory=lambda: {"churn_shipped_ece": 0.2})
+    compare_metric: str = "churn_shipped_auc"
     higher_is_better: bool = True
     min_improvement: float = Field(0.0, ge=0.0)
 

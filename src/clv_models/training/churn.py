@@ -41,13 +41,28 @@ from clv_models.evaluation.churn_metrics import (
 from clv_models.features.churn import LABEL, ChurnDataset, build_churn_dataset
 from clv_models.models.btyd_features import BTYD_FEATURES, BtydChurnFeatures
 from clv_models.models.churn import ChurnClassifier
+from clv_models.models.churn_baseline import BaselineChurnModel
 
 if TYPE_CHECKING:
     from clv_models.config import ChurnSettings
     from clv_models.data.ingest import IngestResult
 
 CHURN_METRICS = ("auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift", "top_decile_capture")
-BASELINES = ("bgnbd_p_no_purchase", "bgnbd_1_minus_p_alive", "recency_rule")
+BASELINES = ("bgnbd_p_no_purchase", "bgnbd_1_minus_p_alive", "recency_rule", "calibrated_bgnbd_p_no_purchase")
+# The calibrated baselines the scorer can ship instead of the classifier (decisions D32).
+SHIPPABLE_BASELINES = {"recency_rule": "recency_rule", "calibrated_bgnbd_p_no_purchase": "bgnbd_p_no_purchase"}
+# "Worse" means worse beyond the noise of one test snapshot and by a margin that matters: the
+# 5th percentile of a paired bootstrap of (score − best baseline) on the test customers lies on
+# the worse side, and the gap itself exceeds the margin (AUC points, Brier as a share of the
+# baseline's, ECE points) (D32).
+MATERIAL_GAP = {"auc": 0.005, "brier": 0.005, "ece": 0.005}
+BOOTSTRAP_REPLICATES = 200
+BOOTSTRAP_SEED = 20261203
+SHIPPED_LABELS = {
+    "model": "the calibrated classifier",
+    "recency_rule": "the recency rule (days since the last purchase, isotonic on the validation snapshot)",
+    "calibrated_bgnbd_p_no_purchase": "BG/NBD P(no purchase in the window), isotonic on the validation snapshot",
+}
 PLOTS = ("reliability", "lift", "feature_importance", "contributions_summary")
 
 
@@ -63,22 +78,42 @@ class ChurnTrainResult:
     contributions: pd.DataFrame  # test snapshot, log-odds per feature + bias
     btyd_fits: dict[Any, BtydChurnFeatures] = field(default_factory=dict)  # per snapshot cutoff
     metrics: dict[str, float] = field(default_factory=dict)
+    shipped: str = "model"  # the churn score the scorer ships: "model" or a SHIPPABLE_BASELINES key
+    shipped_model: Any = None  # the estimator behind it (the classifier or a BaselineChurnModel)
+    worse_than_baselines: list[str] = field(default_factory=list)  # where the classifier loses, in words
 
-    @property
-    def best_baseline(self) -> dict[str, str]:
-        """The best BTYD baseline per metric (AUC: highest; Brier: lowest)."""
-        btyd = self.comparison.loc[["bgnbd_p_no_purchase", "bgnbd_1_minus_p_alive"]]
-        return {"auc": str(btyd["auc"].idxmax()), "brier": str(btyd["brier"].idxmin())}
+    def not_worse(self, name: str) -> list[str]:
+        """Where score ``name`` is worse than the best baseline on AUC, Brier or ECE beyond the
+        noise of the test snapshot (a paired bootstrap, :data:`BOOTSTRAP_REPLICATES` resamples of
+        the test customers): empty when it is not worse on any of the three."""
+        from sklearn.metrics import roc_auc_score
 
-    @property
-    def beats_btyd(self) -> dict[str, bool]:
-        """Whether the model beats the best BTYD baseline on AUC and on Brier."""
-        model = self.comparison.loc["model"]
-        best = self.best_baseline
-        return {
-            "auc": bool(model["auc"] > self.comparison.loc[best["auc"], "auc"]),
-            "brier": bool(model["brier"] < self.comparison.loc[best["brier"], "brier"]),
+        outcome = self.dataset.test[LABEL].to_numpy(dtype=float)
+        baselines = self.comparison.loc[[b for b in BASELINES if b != name]]
+        best = {"auc": baselines["auc"].idxmax(), "brier": baselines["brier"].idxmin(), "ece": baselines["ece"].idxmin()}
+        measures = {
+            "auc": lambda p, y: -roc_auc_score(y, p),  # every measure: lower is better
+            "brier": lambda p, y: float(np.mean((p - y) ** 2)),
+            "ece": expected_calibration_error,
         }
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        draws = [rng.integers(0, len(outcome), len(outcome)) for _ in range(BOOTSTRAP_REPLICATES)]
+        mine = self.test_scores[name]
+        losses = []
+        for metric, other_name in best.items():
+            other = self.test_scores[str(other_name)]
+            measure = measures[metric]
+            gaps = [
+                measure(mine[i], outcome[i]) - measure(other[i], outcome[i])
+                for i in draws
+                if 0 < outcome[i].sum() < len(i)
+            ]
+            ours, theirs = self.comparison.loc[name, metric], self.comparison.loc[other_name, metric]
+            gap = theirs - ours if metric == "auc" else ours - theirs
+            margin = MATERIAL_GAP[metric] * (theirs if metric == "brier" else 1.0)
+            if gaps and np.quantile(gaps, 0.05) > 0 and gap > margin:
+                losses.append(f"{metric.upper() if metric != 'brier' else 'Brier'} {ours:.4f} vs {theirs:.4f} ({other_name})")
+        return losses
 
 
 def _recency_rule(validation: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
@@ -152,6 +187,11 @@ def train_churn(
         "bgnbd_1_minus_p_alive": 1.0 - _btyd_score(test["bgnbd_p_alive"], "bgnbd_1_minus_p_alive"),
         "recency_rule": _recency_rule(dataset.validation, test),
     }
+    baselines = {
+        name: BaselineChurnModel(kind, window_days=model.window_days).fit(dataset.validation, dataset.validation[LABEL])
+        for name, kind in SHIPPABLE_BASELINES.items()
+    }
+    scores["calibrated_bgnbd_p_no_purchase"] = baselines["calibrated_bgnbd_p_no_purchase"].predict_proba(test)[:, 1]
     comparison = compare_scores(scores, outcome)
     comparison["n"] = comparison["n"].astype(np.int64)
     lagged = test.copy()
@@ -170,6 +210,7 @@ def train_churn(
         contributions=model.contributions(test[features]),
         btyd_fits=btyd_fits,
     )
+    _choose_shipped(result, baselines)
     result.metrics = _metrics(result)
     result.metrics.update({f"churn_lagged_btyd_{m}": float(lagged_scores[m]) for m in ("auc", "brier", "ece")})
     if run is not None:
@@ -177,10 +218,22 @@ def train_churn(
     return result
 
 
+def _choose_shipped(result: ChurnTrainResult, baselines: Mapping[str, Any]) -> None:
+    """Ship the classifier unless it is worse than the best baseline on AUC, Brier or ECE on
+    the test snapshot; then ship the calibrated baseline with the lowest test Brier (D32)."""
+    result.worse_than_baselines = result.not_worse("model")
+    if not result.worse_than_baselines:
+        result.shipped, result.shipped_model = "model", result.model
+        return
+    name = min(SHIPPABLE_BASELINES, key=lambda b: float(result.comparison.loc[b, "brier"]))
+    result.shipped, result.shipped_model = name, baselines[name]
+
+
 def _metrics(result: ChurnTrainResult) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for metric in CHURN_METRICS:
         metrics[f"churn_{metric}"] = float(result.comparison.loc["model", metric])
+        metrics[f"churn_shipped_{metric}"] = float(result.comparison.loc[result.shipped, metric])
         for baseline in BASELINES:
             metrics[f"churn_baseline_{baseline}_{metric}"] = float(result.comparison.loc[baseline, metric])
     dataset = result.dataset
@@ -194,13 +247,27 @@ def _metrics(result: ChurnTrainResult) -> dict[str, float]:
         churn_test_positive_rate=float(dataset.test[LABEL].mean()),
         churn_trials_completed=float((result.model.trials_["state"] == "COMPLETE").sum()),
         churn_trials_pruned=float((result.model.trials_["state"] == "PRUNED").sum()),
+        churn_model_not_worse_than_baselines=float(not result.worse_than_baselines),
+        churn_shipped_not_worse_than_baselines=float(not result.not_worse(result.shipped)),
+        churn_shipped_is_model=float(result.shipped == "model"),
     )
     return metrics
+
+
+def shipped_summary(result: ChurnTrainResult) -> str:
+    """One sentence: which churn score the scorer ships, and why."""
+    if result.shipped == "model":
+        return f"churn_probability: {SHIPPED_LABELS['model']} (not worse than the best baseline on AUC, Brier and ECE)"
+    return (
+        f"churn_probability: {SHIPPED_LABELS[result.shipped]}, not the classifier, which is worse than the best "
+        f"baseline out of time ({'; '.join(result.worse_than_baselines)})"
+    )
 
 
 def _log(run: Any, result: ChurnTrainResult, settings: ChurnSettings) -> None:
     run.log_params({"churn": settings.model_dump(mode="json")})
     run.log_params({"churn_best": result.model.best_params_})
+    run.set_tags({"churn_score_shipped": result.shipped, "churn_shipped_reason": shipped_summary(result)})
     run.log_metrics(result.metrics)
     run.log_dict(result.dataset.plan.as_dict(), "churn/snapshots.json")
     run.log_table(result.comparison, "churn/comparison.csv")
@@ -291,6 +358,8 @@ def churn_markdown(result: ChurnTrainResult) -> str:
         f"Model beats the best BTYD baseline on AUC: **{'yes' if beats['auc'] else 'no'}**; "
         f"on Brier: **{'yes' if beats['brier'] else 'no'}**. ECE before calibration {result.raw_ece:.4f}, "
         f"after {result.comparison.loc['model', 'ece']:.4f}.",
+        "",
+        f"**Shipped** {shipped_summary(result)}.",
         "",
         f"Scored {plan.window_days} days after training (BTYD features from the fit one window earlier, as the "
         f"scorer's stored models would give): AUC {result.metrics.get('churn_lagged_btyd_auc', float('nan')):.4f}, "

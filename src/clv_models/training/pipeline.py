@@ -83,7 +83,7 @@ class TrainResult:
     quarantine_path: str | None = None
     tracking_error: str | None = None  # the store failed during training: nothing logged past it
     notices: list[str] = field(default_factory=list)  # what the user must read first (fits not identified, …)
-    purchase_model: str = "bgnbd"
+    choices: list[str] = field(default_factory=list)  # which models the scorer uses, and why (one line each)
     saved_to: Path | None = None  # then the trained scorer and its run are here (`clv register`)
 
 
@@ -256,7 +256,7 @@ def train(
     from clv_models.scorer import CustomerModels, CustomerScorer, customer_values
     from clv_models.tracking import Tracker, git_commit, package_version
     from clv_models.tracking.mlflow_tracking import flatten_params
-    from clv_models.training.churn import train_churn
+    from clv_models.training.churn import shipped_summary, train_churn
     from clv_models.training.segments import segmentation_markdown, train_segmentation
 
     say = progress or (lambda message: None)
@@ -313,6 +313,8 @@ def train(
                     ingested, settings.churn, run=churn_run, trial_callbacks=(tracker.optuna_callback(churn_run),)
                 )
             metrics.update(churn.metrics)
+            if churn.shipped != "model":
+                notices.append(shipped_summary(churn))
 
             say("features at the cutoff and production fits")
             features = customer_features(ingested, as_of=cutoff, unit=unit)
@@ -339,11 +341,13 @@ def train(
                 {
                     "purchase_model": choice.model,
                     "purchase_model_choice": choice.reason,
+                    "churn_score_shipped": churn.shipped,
+                    "churn_shipped_reason": shipped_summary(churn),
                     "fits_not_identified": " | ".join(notices) or "none",
                 }
             )
             models = CustomerModels(
-                purchases=purchases, gamma_gamma=gamma_gamma, churn=churn.model, btyd_features=btyd_features
+                purchases=purchases, gamma_gamma=gamma_gamma, churn=churn.shipped_model, btyd_features=btyd_features
             )
             values = customer_values(features, models, settings)
 
@@ -376,7 +380,7 @@ def train(
                 scored=segmentation.table,
                 quarantine_path=report.quarantine_path,
                 notices=notices,
-                purchase_model=choice.reason,
+                choices=[choice.reason, *([shipped_summary(churn)] if churn.shipped == "model" else [])],
             )
             if register and _store_failure(tracker) is None:
                 say("registering the scorer")

@@ -1,0 +1,114 @@
+"""Never worse than its baseline (issue 18, item 4): the classifier ships only when a paired
+bootstrap on the test snapshot does not find it worse than the best baseline on AUC, Brier or
+ECE; otherwise the calibrated baseline ships as ``churn_probability`` and the run says so."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.isotonic import IsotonicRegression
+
+from clv_models.evaluation.churn_metrics import compare_scores
+from clv_models.features.churn import LABEL
+from clv_models.models.churn_baseline import BaselineChurnModel
+from clv_models.training.churn import BASELINES, ChurnTrainResult
+from tests.scoring.test_batch_independence import settings_for, simulated_orders
+
+
+def result_with(scores: dict[str, np.ndarray], outcome: np.ndarray) -> ChurnTrainResult:
+    test = pd.DataFrame({LABEL: outcome})
+    return ChurnTrainResult(model=None, dataset=SimpleNamespace(test=test), test_scores=scores,  # type: ignore[arg-type]
+                            comparison=compare_scores(scores, outcome), raw_ece=0.0,
+                            contributions=pd.DataFrame())  # fmt: skip
+
+
+def baselines_from(truth: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    # One good, calibrated baseline (the truth itself) and three weaker ones.
+    return {
+        "bgnbd_p_no_purchase": np.clip(truth + rng.normal(0, 0.15, len(truth)), 0.01, 0.99),
+        "bgnbd_1_minus_p_alive": np.full(len(truth), truth.mean()) + rng.normal(0, 0.01, len(truth)),
+        "recency_rule": truth,
+        "calibrated_bgnbd_p_no_purchase": np.clip(truth * 0.8 + 0.1, 0, 1),
+    }
+
+
+def test_a_classifier_worse_than_the_recency_rule_is_found_worse() -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.beta(2, 3, 6000)
+    outcome = (rng.random(6000) < truth).astype(float)
+    noisy = np.clip(truth + rng.normal(0, 0.25, 6000), 0.01, 0.99)
+    result = result_with({"model": noisy, **baselines_from(truth, rng)}, outcome)
+    losses = result.not_worse("model")
+    assert any(loss.startswith("AUC") and "(recency_rule)" in loss for loss in losses)
+    assert any(loss.startswith("Brier") for loss in losses)
+
+
+def test_a_classifier_equal_to_the_best_baseline_is_not_worse() -> None:
+    rng = np.random.default_rng(4)
+    truth = rng.beta(2, 3, 6000)
+    outcome = (rng.random(6000) < truth).astype(float)
+    # The same information as the best baseline, up to tiny noise: within the bootstrap's reach.
+    same = np.clip(truth + rng.normal(0, 0.002, 6000), 0, 1)
+    result = result_with({"model": same, **baselines_from(truth, rng)}, outcome)
+    assert result.not_worse("model") == []
+    assert set(result.comparison.index) == {"model", *BASELINES}
+
+
+def test_the_baseline_model_is_isotonic_regression_on_its_column() -> None:
+    rng = np.random.default_rng(5)
+    days = rng.integers(0, 400, 3000).astype(float)
+    churned = (rng.random(3000) < days / 400).astype(float)
+    frame = pd.DataFrame({"days_since_last": days})
+    model = BaselineChurnModel("recency_rule", window_days=90).fit(frame, churned)
+    expected = IsotonicRegression(y_min=0, y_max=1, increasing=True, out_of_bounds="clip").fit(days, churned)
+    probe = pd.DataFrame({"days_since_last": [0.0, 50.0, 200.0, 399.0, 1000.0]})
+    np.testing.assert_allclose(model.predict_proba(probe)[:, 1], expected.predict(probe["days_since_last"]))
+    assert model.feature_names_ == ["days_since_last"] and model.window_days == 90
+    assert np.all(np.diff(model.predict_proba(probe)[:, 1]) >= 0)
+
+
+def test_a_shipped_baseline_scores_through_the_registered_scorer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Force the classifier to lose: the scorer's churn_probability is then the recency rule or the
+    calibrated BG/NBD score, computed from the row alone, and the run is tagged."""
+    from mlflow import MlflowClient
+
+    from clv_models.features.customer import customer_features
+    from clv_models.tracking.mlflow_tracking import tracking_uri
+    from clv_models.training import churn as churn_training
+    from clv_models.training.pipeline import train
+
+    monkeypatch.setattr(churn_training.ChurnTrainResult, "not_worse",
+                        lambda self, name: ["forced by the test"] if name == "model" else [])  # fmt: skip
+    frame = simulated_orders(3000, 8)
+    orders = tmp_path / "orders.parquet"
+    frame.to_parquet(orders)
+    as_of = frame["order_ts"].max().date() - dt.timedelta(days=30)
+    settings = settings_for(orders, tmp_path / "store", as_of, "churn.n_trials=1", "churn.n_folds=2",
+                            "churn.train_cutoffs=2", "churn.max_rounds=40", "segments.n_init=2")  # fmt: skip
+    result = train(settings, force=True)
+    scorer = result.scorer
+    shipped = scorer.models.churn
+    assert isinstance(shipped, BaselineChurnModel)
+    assert any("not the classifier" in notice and "forced by the test" in notice for notice in result.notices)
+    assert result.metrics["churn_shipped_is_model"] == 0.0
+    run = MlflowClient(tracking_uri(tmp_path / "store")).get_run(result.run_id)
+    assert run.data.tags["churn_score_shipped"] in ("recency_rule", "calibrated_bgnbd_p_no_purchase")
+    assert result.metrics["churn_shipped_auc"] == pytest.approx(
+        result.metrics[f"churn_baseline_{run.data.tags['churn_score_shipped']}_auc"]
+    )
+    features = customer_features(frame, as_of=as_of, unit="D")
+    scores = scorer.score(features)
+    column = shipped.feature_names_[0]
+    if column == "days_since_last":
+        inputs = features
+    else:  # the BTYD feature, from the stored BTYD models
+        inputs = scorer.models.btyd_features.transform(features)
+    expected = shipped.isotonic_.predict(inputs[column].to_numpy(float))
+    np.testing.assert_allclose(scores["churn_probability"].to_numpy(float), expected, rtol=0, atol=1e-12)
+    alone = scorer.score(features.iloc[[7]])
+    assert alone["churn_probability"].iloc[0] == pytest.approx(scores["churn_probability"].iloc[7], abs=0)
