@@ -42,16 +42,21 @@ every run in its own fresh process:
 
 How
 ---
-Orders are simulated per customer, vectorised with ``numpy.random.default_rng([seed, size])``
-(no Python loop per customer): first purchase uniform over two years (2023-01-01 + 730 days);
-purchase rate lambda ~ Gamma(2, mean 1/50 per day); drop-out after J ~ Geometric(p) purchases in
-all (J <= 200), p ~ Beta(2, 5); purchase times = first purchase + cumulative Exponential(lambda)
-gaps, kept if before the end of the two years (so about 3 orders per customer, and many
-customers stop buying long before the end: the labels are far from trivial). Times have
-second resolution; amounts are lognormal (customer mean x order noise) in cents; ``country`` is
-one of 10 codes per customer (Zipf-like shares); ``order_id`` is "O" + a zero-padded running
-number, ``customer_id`` "C" + 8 digits; rows in time order. The table is cached as Parquet in
-``--data-dir`` (default under /tmp, keyed by size, seed and generator version).
+Orders are simulated by ``clv_models.datasets.simulate_orders(size, seed=seed, profile="retail")``
+with its season, credit notes, duplicate lines and guest checkouts switched off and one line of
+quantity 1 per order (``CANONICAL_ORDERS``), so each export line is one order. The process, per
+customer, vectorised with ``numpy.random.default_rng([seed, size])`` (no Python loop per
+customer): first purchase uniform over two years (2023-01-01 + 730 days); purchase rate lambda ~
+Gamma(2, mean 1/50 per day); drop-out after J ~ Geometric(p) purchases in all (J <= 200), p ~
+Beta(2, 5); purchase times = first purchase + cumulative Exponential(lambda) gaps, kept if before
+the end of the two years (so about 3 orders per customer, and many customers stop buying long
+before the end: the labels are far from trivial). Times have second resolution; amounts are
+lognormal (customer mean x order noise) in cents; ``country`` is one of 10 codes per customer
+(Zipf-like shares); ``order_id`` is "O" + a zero-padded running number, ``customer_id`` "C" + 8
+digits; rows in time order. The tables are byte-identical to those of the generator this script
+had before it moved into ``clv_models.datasets`` (checked for seed 7 and the default seed), so
+``GENERATOR_VERSION`` is unchanged. The table is cached as Parquet in ``--data-dir`` (default under
+/tmp, keyed by size, seed and generator version).
 
 Each worker (this script in ``--worker`` mode) reads its inputs and imports its libraries before
 the clock, times the call(s) with ``time.perf_counter`` and its own CPU time (user + system, all
@@ -96,12 +101,15 @@ DEFAULT_SEED = 20240601
 DEFAULT_SIZES = "100000,1000000"
 DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "clv-bench-churn-data"
 RESULT_MARKER = "BENCH_RESULT "
-START = dt.datetime(2023, 1, 1)
-SPAN_DAYS = 730
-RATE_SHAPE, RATE_MEAN_PER_DAY = 2.0, 1.0 / 50.0  # purchase rate lambda ~ Gamma
-DROPOUT_BETA = (2.0, 5.0)  # p ~ Beta(a, b); J ~ Geometric(p) purchases in all
-MAX_PURCHASES = 200
-COUNTRIES = ("DE", "FR", "GB", "NL", "ES", "IT", "BE", "AT", "SE", "PL")
+# clv_models.datasets.simulate_orders(profile="retail") overrides that give one canonical order per line
+CANONICAL_ORDERS = {
+    "season": 0.0,
+    "return_share": 0.0,
+    "duplicate_share": 0.0,
+    "guest_share": 0.0,
+    "lines_per_order": 1.0,
+    "units_per_line": 1.0,
+}
 COLUMNS = {"order_id": "order_id", "country": "country"}  # ColumnMap(...) keyword arguments
 DISTURBED_ABS_S, DISTURBED_REL = 0.1, 0.10  # other processes' CPU during a run that makes it "disturbed"
 
@@ -112,46 +120,19 @@ DISTURBED_ABS_S, DISTURBED_REL = 0.1, 0.10  # other processes' CPU during a run 
 
 def simulate_orders(n_customers: int, seed: int):  # -> pyarrow.Table
     """Canonical orders from the purchase / drop-out process in the module docstring."""
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    rng = np.random.default_rng([seed, n_customers])
-    n = n_customers
-    first_day = rng.random(n) * SPAN_DAYS
-    rate = rng.gamma(RATE_SHAPE, RATE_MEAN_PER_DAY / RATE_SHAPE, n)
-    dropout = rng.beta(*DROPOUT_BETA, n)
-    purchases = np.minimum(rng.geometric(dropout), MAX_PURCHASES)  # before dropping out, >= 1
-    owner = np.repeat(np.arange(n), purchases)
-    starts = np.cumsum(purchases) - purchases
-    gaps = rng.exponential(1.0, owner.size) / rate[owner]
-    gaps[starts] = 0.0  # the first purchase is at first_day
-    elapsed = np.cumsum(gaps)
-    elapsed -= np.repeat(elapsed[starts], purchases)  # cumulative gaps within each customer
-    day = first_day[owner] + elapsed
-    keep = day < SPAN_DAYS
-    owner, offset_s = owner[keep], (day[keep] * 86_400).astype(np.int64)
+    from clv_models.datasets import simulate_orders as simulate_shop
 
-    shares = 1.0 / np.arange(1, len(COUNTRIES) + 1)
-    country = rng.choice(len(COUNTRIES), n, p=shares / shares.sum())
-    log_mean = rng.normal(3.5, 0.6, n)
-    amount = np.maximum(np.round(np.exp(log_mean[owner] + rng.normal(0.0, 0.5, owner.size)), 2), 0.01)
-
-    order = np.argsort(offset_s, kind="stable")  # a transaction log, in time order
-    owner, offset_s, amount = owner[order], offset_s[order], amount[order]
-
-    def padded(prefix: str, numbers: Any, width: int):  # -> pyarrow string array, vectorised
-        digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width=width, padding="0")
-        return pc.binary_join_element_wise(prefix, digits, "")
-
-    order_ts = np.datetime64(START, "s") + offset_s.astype("timedelta64[s]")
+    shop = simulate_shop(n_customers, seed=seed, profile="retail", future_days=0, **CANONICAL_ORDERS)
+    lines = shop.orders  # one line of quantity 1 per order: the unit price is the order's amount
     return pa.table(
         {
-            "customer_id": padded("C", owner, 8),
-            "order_id": padded("O", np.arange(owner.size), 10),
-            "order_ts": pa.array(order_ts.astype("datetime64[us]"), type=pa.timestamp("us")),
-            "amount": pa.array(amount, type=pa.float64()),
-            "country": pa.array(np.asarray(COUNTRIES)[country[owner]], type=pa.string()),
+            "customer_id": pa.array(lines["customer_id"], type=pa.string()),
+            "order_id": pa.array(lines["invoice_id"], type=pa.string()),
+            "order_ts": pa.array(lines["invoice_ts"], type=pa.timestamp("us")),
+            "amount": pa.array((lines["quantity"] * lines["unit_price"]).to_numpy(), type=pa.float64()),
+            "country": pa.array(lines["country"], type=pa.string()),
         }
     )
 
