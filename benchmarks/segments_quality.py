@@ -61,7 +61,7 @@ def main() -> int:
             rfm.attrs["unit"] = "D"
             churn = train_churn(ingested, settings.churn).model
             models = CustomerModels(
-                bgnbd=BetaGeoModel().fit(rfm),
+                purchases=BetaGeoModel().fit(rfm),
                 gamma_gamma=GammaGammaModel().fit(rfm[rfm["frequency"] > 0]),
                 churn=churn,
                 btyd_features=BtydChurnFeatures(

@@ -43,7 +43,7 @@ def scored(online_retail_path: Path, tmp_path_factory: pytest.TempPathFactory) -
         rfm.attrs["unit"] = "D"
         churn = train_churn(ingested, ChurnSettings(n_trials=2, n_folds=2, max_rounds=100, train_cutoffs=3)).model
         models = CustomerModels(
-            bgnbd=BetaGeoModel().fit(rfm),
+            purchases=BetaGeoModel().fit(rfm),
             gamma_gamma=GammaGammaModel().fit(rfm[rfm["frequency"] > 0]),
             churn=churn,
             btyd_features=BtydChurnFeatures(window_days=churn.window_days).fit(features),
@@ -118,6 +118,20 @@ def test_profiles_match_sums_from_the_orders(scored: dict) -> None:
     core = profiles.loc["core"]
     # The segment named core is the one that is recent, frequent and valuable.
     assert core["clv_h"] == profiles["clv_h"].max() and core["days_since_last"] == profiles["days_since_last"].min()
+    # Every name holds for its members, seen from the profiles (computed apart from the segmenter):
+    # churn below the base's for core and potential, above it for at_risk, sleeping and lost.
+    base_churn = table["churn_probability"].mean()
+    for name, row in profiles.iterrows():
+        if name in ("core", "potential"):
+            assert row["churn_probability"] < base_churn, name
+        if name in ("at_risk", "sleeping", "lost"):
+            assert row["churn_probability"] > base_churn, name
+        if name == "new":
+            assert (table.loc[table["segment"] == name, "T_days"] <= 90).mean() >= 0.5
+    checks = result.segmenter.name_checks_
+    assert checks.loc[checks["assigned"], "passed"].all()
+    assert set(checks.loc[checks["assigned"], "segment"]) == names
+    assert result.segmenter.naming_context_["churn_statistic"] == "mean_churn_probability"
 
 
 def test_tiers_stages_and_actions(scored: dict) -> None:
@@ -157,6 +171,9 @@ def test_mlflow_run_and_report(scored: dict, tmp_path: Path) -> None:
     assert metrics["segments_k"] == result.segmenter.k_
     assert metrics["share_value_tier_high"] == pytest.approx((result.table["value_tier"] == "high").mean())
     assert run.data.params["tiers.high_share"] == "0.2"
+    assert metrics["segments_neutral"] == len(result.segmenter.neutral_)
+    assert metrics["segments_churn_from_probability"] == 1.0
+    assert metrics["segments_overdue_days"] == pytest.approx(result.segmenter.naming_context_["overdue_days"])
     artifacts = {f.path for f in tracker.client.list_artifacts(scored["run_id"], "segments")}
     for name in (
         "profiles.csv",
@@ -164,6 +181,9 @@ def test_mlflow_run_and_report(scored: dict, tmp_path: Path) -> None:
         "tiers.csv",
         "centroids.csv",
         "k_selection.csv",
+        "name_checks.csv",
+        "name_definitions.csv",
+        "member_statistics.csv",
         "segment_profiles.png",
         "pareto.png",
         "k_selection.png",
@@ -174,3 +194,12 @@ def test_mlflow_run_and_report(scored: dict, tmp_path: Path) -> None:
     text = written["report"].read_text(encoding="utf-8")
     assert "## Value tiers and the Pareto view" in text and "personal_retention_outreach" in text
     assert all(path.stat().st_size > 0 for path in written.values())
+    # Each segment's checks, in the report and in its HTML rendering.
+    assert "## Segment names and their checks" in text
+    own = result.segmenter.name_checks_[result.segmenter.name_checks_["assigned"]]
+    for segment, check in zip(own["segment"], own["check"], strict=True):
+        assert f"| {segment} " in text and check in text
+    from clv_models.evaluation.html_report import render_html
+
+    page = render_html(text, {})
+    assert ">Segment names and their checks</h2>" in page and "mean_churn_probability &lt; base" in page

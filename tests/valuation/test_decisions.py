@@ -82,6 +82,27 @@ def test_default_actions() -> None:
     assert action_table(settings.actions.rules, settings.actions.default).iloc[-1]["action"] == "newsletter"
 
 
+def test_neutral_segment_names_fall_through_to_the_other_rules() -> None:
+    # A segment with a neutral (descriptive) name matches no segment rule: its customers get the
+    # action of their tier, risk band and stage, or the default; labels leave the name as it is.
+    settings = load_settings()
+    neutral = "lapsed_occasional_low_value"
+    table = pd.DataFrame(
+        [
+            ("high", "high", "at_risk", neutral, "personal_retention_outreach"),
+            ("low", "low", "new", neutral, "onboarding_second_purchase"),
+            ("medium", "high", "at_risk", "sleeping", "reactivation_offer"),
+            ("medium", "high", "at_risk", neutral, "cross_sell_bundles"),
+            ("low", "high", "mature", neutral, "automated_win_back"),
+            ("low", "low", "mature", neutral, "newsletter"),
+        ],
+        columns=["value_tier", "churn_risk", "lifecycle_stage", "segment", "expected"],
+    )
+    actions = next_best_action(table, settings.actions.rules, settings.actions.default)
+    assert list(actions) == table["expected"].tolist()
+    assert apply_labels(table, "zh")["segment"].tolist()[:2] == [neutral, neutral]
+
+
 def test_custom_action_rules_from_toml(tmp_path) -> None:
     (tmp_path / "run.toml").write_text(
         '[actions]\ndefault = "nothing"\n'

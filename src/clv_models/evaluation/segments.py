@@ -1,4 +1,4 @@
-"""Segment profiles and decision mixes: the tables a marketing team reads.
+"""Segment profiles, decision mixes and the segment names' checks: the tables a marketing team reads.
 
 Profile columns (one row per segment, largest value share first):
 
@@ -15,6 +15,10 @@ churn_probability      mean calibrated churn probability (NaN without a churn mo
 p_alive                mean BG/NBD probability of being alive
 T_days                 median tenure (days since the first purchase)
 =====================  =======================================================================
+
+The naming tables (:func:`name_check_table`: the checks of each segment's name, measured;
+:func:`name_fit_matrix`: which names' checks hold for each segment) read
+``CustomerSegmenter.name_checks_``.
 """
 
 from __future__ import annotations
@@ -74,3 +78,47 @@ def _ordered(labels: pd.Index) -> list[str]:
     known = [label for label in labels if label != "all"]
     ordered = sorted(known, key=lambda label: (rank.get(label, len(rank)), str(label)))
     return [*ordered, *(["all"] if "all" in labels else [])]
+
+
+def name_check_table(checks: pd.DataFrame) -> pd.DataFrame:
+    """The checks of each segment's own name (``CustomerSegmenter.name_checks_`` rows with
+    ``assigned``): segment, check, the members' value, what it is compared with, and whether it
+    holds (always, for a name that was given)."""
+    _require(
+        checks,
+        ("cluster", "segment", "check", "members", "reference", "reference_value", "passed", "assigned"),
+        "name checks",
+    )
+    own = checks[checks["assigned"]]
+    return pd.DataFrame(
+        {
+            "segment": own["segment"],
+            "check": own["check"],
+            "members": own["members"],
+            "compared_with": own["reference"],
+            "reference_value": own["reference_value"],
+            "holds": np.where(own["passed"], "yes", "no"),
+        }
+    ).reset_index(drop=True)
+
+
+def name_fit_matrix(checks: pd.DataFrame) -> pd.DataFrame:
+    """Segment (rows, in cluster order) × name of the vocabulary (columns): ``✓`` where every
+    check of the name holds for the segment's members (``✓ given`` for the segment's own name),
+    else the checks that fail."""
+    from clv_models.config import SEGMENT_NAMES
+
+    _require(checks, ("cluster", "segment", "name", "check", "passed"), "name checks")
+    vocabulary = checks[checks["name"].isin(SEGMENT_NAMES)]
+    segments = checks.drop_duplicates("cluster").sort_values("cluster")["segment"].tolist()
+    cells = {}
+    for (segment, name), group in vocabulary.groupby(["segment", "name"], sort=False):
+        if group["passed"].all():
+            cells[segment, name] = "✓ given" if segment == name else "✓"
+        else:
+            cells[segment, name] = "fails: " + "; ".join(group.loc[~group["passed"], "check"])
+    return pd.DataFrame(
+        [[cells.get((segment, name), "") for name in SEGMENT_NAMES] for segment in segments],
+        index=pd.Index(segments, name="segment"),
+        columns=list(SEGMENT_NAMES),
+    )

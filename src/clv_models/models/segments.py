@@ -12,15 +12,21 @@ each ``log1p``-transformed, then standardised (z-scores of the training populati
 
 k is chosen in ``[k_min, k_max]`` by the silhouette coefficient (Rousseeuw 1987) on a seeded
 sample of customers (the silhouette is quadratic in rows), among the k whose clusters can each
-be given an eligible name (a segmentation a marketer cannot name is of no use to them; when no
-k qualifies, the best silhouette wins with a :class:`SegmentNamingWarning`). The inertia curve
-is kept in ``selection_``. Above ``minibatch_threshold`` customers MiniBatchKMeans replaces KMeans.
+be given a name of the vocabulary (a segmentation a marketer cannot name is of less use to them;
+when no k qualifies, the best silhouette wins with a :class:`SegmentNamingWarning` and the
+clusters without a name get neutral, descriptive ones). The inertia curve is kept in
+``selection_``. Above ``minibatch_threshold`` customers MiniBatchKMeans replaces KMeans.
 
-Names (:mod:`clv_models.models._segment_names`) come from the centroids, never from the cluster
-index: each name has a profile of signs over the standardised features, every cluster is scored
-against every profile, and names are assigned one per cluster by the Hungarian method (maximum
-total score). With a previous model, clusters are first matched to its centroids (Hungarian on
-Euclidean distance in the previous model's standardised space) and inherit their names.
+Names (:mod:`clv_models.models._segment_names`) are never taken from the cluster index, and a
+name is given only when its definition, a list of checks over the cluster's *members* (churn,
+silence, repeat purchases, value, tenure against the whole base or a threshold), holds: a
+centroid can look like ``at_risk`` while most members are loyal buyers. Among the names whose
+checks hold, the centroid profile scores pick one per cluster (Hungarian method); a cluster
+whose checks hold for no free name gets a neutral name built from its members' profile
+(``lapsed_frequent_high_value``). With a previous model, clusters are first matched to its
+centroids (Hungarian on Euclidean distance in the new standardised space) and inherit their
+names where the names' checks still hold. The checks and their measured values are kept on the
+fitted model (``name_checks_``), so the scorer carries them.
 """
 
 from __future__ import annotations
@@ -34,7 +40,18 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
-from clv_models.models._segment_names import INELIGIBLE, assign_names, match_previous
+from clv_models.models._segment_names import (
+    NamingContext,
+    NamingInputs,
+    assign_names,
+    check_names,
+    checks_table,
+    eligibility,
+    group_statistics,
+    match_previous,
+    member_statistics,
+    neutral_names,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +61,7 @@ TENURE = "T_days"
 
 
 class SegmentNamingWarning(UserWarning):
-    """No candidate k gave clusters that each pass a name's absolute test."""
+    """No candidate k gave clusters that can each get a name of the vocabulary (some get neutral names)."""
 
 
 # The k-selection table's columns.
@@ -72,17 +89,23 @@ def log_features(table: pd.DataFrame, what: str = "segment input") -> np.ndarray
 
 
 class CustomerSegmenter(ClusterMixin, BaseEstimator):
-    """KMeans segmenter with silhouette-chosen k and centroid-derived names.
+    """KMeans segmenter with silhouette-chosen k and names whose checks hold for the members.
 
-    Parameters mirror :class:`clv_models.config.SegmentSettings`. ``fit(table, previous=...)``
-    takes a customer table with :data:`FEATURES` and ``T_days``; ``predict`` returns segment
-    names (strings), ``predict_cluster`` cluster indices.
+    Parameters mirror :class:`clv_models.config.SegmentSettings`, plus the naming thresholds
+    ``new_max_tenure_days`` (the new-customer threshold; training passes the lifecycle stage's)
+    and ``lost_min_days_since_last``. ``fit(table, previous=...)`` takes a customer table with
+    :data:`FEATURES` and ``T_days`` (and uses ``churn_probability`` when every customer has one);
+    ``predict`` returns segment names (strings), ``predict_cluster`` cluster indices.
 
-    Fitted attributes: ``k_``, ``names_`` (name of each cluster index), ``mean_``/``scale_`` of
-    the standardisation, ``cluster_centers_`` (standardised), ``centroids_`` (a table in
-    original units: back-transformed cluster means, plus median tenure), ``selection_`` (k,
-    inertia, silhouette per k tried), ``silhouette_``, ``name_scores_`` (cluster × name
-    profile scores), ``inherited_`` (clusters whose names came from the previous model).
+    Fitted attributes: ``k_``, ``names_`` (name of each cluster index), ``neutral_`` (clusters
+    whose name is neutral), ``mean_``/``scale_`` of the standardisation, ``cluster_centers_``
+    (standardised), ``centroids_`` (a table in original units: back-transformed cluster means,
+    plus median tenure), ``selection_`` (k, inertia, silhouette per k tried), ``silhouette_``,
+    ``name_scores_`` (cluster × name centroid profile scores), ``name_eligible_`` (cluster ×
+    name: do all the name's checks hold), ``name_checks_`` (every check, measured; see
+    :data:`clv_models.models._segment_names.CHECK_COLUMNS`), ``member_statistics_`` (per cluster
+    and of the base), ``naming_context_`` (churn statistic used, typical repeat gap, overdue and
+    naming thresholds), ``inherited_`` (clusters whose names came from the previous model).
     """
 
     def __init__(
@@ -94,6 +117,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         n_init: int = 10,
         seed: int = 42,
         keep_previous_k: bool = True,
+        new_max_tenure_days: float = 90.0,
+        lost_min_days_since_last: float = 365.0,
     ) -> None:
         self.k_min = k_min
         self.k_max = k_max
@@ -102,11 +127,13 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.seed = seed
         self.keep_previous_k = keep_previous_k
+        self.new_max_tenure_days = new_max_tenure_days
+        self.lost_min_days_since_last = lost_min_days_since_last
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CustomerSegmenter:
-        """From :class:`clv_models.config.SegmentSettings`."""
-        return cls(**settings.model_dump())
+    def from_settings(cls, settings: Any, **naming: float) -> CustomerSegmenter:
+        """From :class:`clv_models.config.SegmentSettings` (``naming``: the naming thresholds)."""
+        return cls(**settings.model_dump(), **naming)
 
     def _kmeans(self, k: int, rows: int) -> Any:
         from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -137,7 +164,14 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         from sklearn.metrics import silhouette_score
 
         logged = log_features(table)
-        tenure = _matrix(table, (TENURE,), "segment input")[:, 0]
+        inputs = NamingInputs.from_table(table, _matrix)
+        tenure = inputs.tenure_days
+        context = NamingContext.of(
+            inputs,
+            new_max_tenure_days=self.new_max_tenure_days,
+            lost_min_days_since_last=self.lost_min_days_since_last,
+        )
+        base = group_statistics(inputs, slice(None), context)  # the same for every k
         if previous is not None:
             check_is_fitted(previous, "cluster_centers_")
         ks = self._candidate_ks(len(logged), previous)
@@ -152,7 +186,7 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
             if len(standard) > self.silhouette_sample
             else np.arange(len(standard))
         )
-        tenure_log = np.log1p(np.clip(tenure, 0.0, None))
+        tenure_log = np.log1p(tenure)
         tenure_z = (tenure_log - tenure_log.mean()) / (tenure_log.std() or 1.0)
         rows, candidates = [], []
         for k in ks:
@@ -171,24 +205,28 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
             profile = np.column_stack(
                 [centers, [tenure_z[labels == c].mean() if (labels == c).any() else 0.0 for c in range(k)]]
             )
-            names, scores = assign_names(profile, [None] * k, centroids)
-            nameable = bool(all(scores.loc[i, name] > INELIGIBLE / 2 for i, name in enumerate(names)))
+            statistics = member_statistics(inputs, labels, k, context, base)
+            checks = check_names(statistics, context)
+            eligible = eligibility(checks, k)
+            names, _ = assign_names(profile, [None] * k, eligible)
+            nameable = all(name is not None for name in names)
             rows.append((k, float(model.inertia_), silhouette, nameable))
-            candidates.append((k, centers, labels, centroids, profile, silhouette, nameable))
+            candidates.append((k, centers, centroids, profile, silhouette, nameable, statistics, checks, eligible))
         import pandas as pd
 
         self.selection_ = pd.DataFrame(rows, columns=[*SELECTION_COLUMNS, "nameable"])
-        pool = [c for c in candidates if c[6]] or candidates
-        if not any(c[6] for c in candidates):
+        pool = [c for c in candidates if c[5]] or candidates
+        if not any(c[5] for c in candidates):
             warnings.warn(
-                f"segments: no k in {ks} gives clusters that all pass a name's test; names are forced "
-                "(see name_scores_); try a smaller k_max",
+                f"segments: no k in {ks} gives clusters that can all be named (a name needs its checks to hold "
+                "for the members); the others get neutral names (see name_checks_)",
                 SegmentNamingWarning,
                 stacklevel=2,
             )
         # Highest silhouette; ties (and NaN) keep the smaller k (fewer words for a marketer to learn).
-        best = max(pool, key=lambda c: (np.nan_to_num(c[5], nan=-np.inf), -c[0]))
-        self.k_, self.cluster_centers_, labels, self.centroids_, profile, self.silhouette_, _ = best
+        best = max(pool, key=lambda c: (np.nan_to_num(c[4], nan=-np.inf), -c[0]))
+        self.k_, self.cluster_centers_, self.centroids_, profile, self.silhouette_ = best[:5]
+        statistics, checks, self.name_eligible_ = best[6:]
         self.n_features_in_ = len(FEATURES)
 
         names: list[str | None] = [None] * self.k_
@@ -197,10 +235,28 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
             previous_in_ours = previous.cluster_centers_ * previous.scale_ + previous.mean_
             previous_standard = (previous_in_ours - self.mean_) / self.scale_
             for ours, theirs in match_previous(self.cluster_centers_, previous_standard):
-                names[ours] = previous.names_[theirs]
-                self.inherited_.append(ours)
-        self.names_, self.name_scores_ = assign_names(profile, names, self.centroids_)
+                name = previous.names_[theirs]
+                # Only a name whose checks hold for the new members is kept (neutral names are
+                # re-derived from the members).
+                if name in self.name_eligible_.columns and self.name_eligible_.loc[ours, name]:
+                    names[ours] = name
+                    self.inherited_.append(ours)
+        assigned, self.name_scores_ = assign_names(profile, names, self.name_eligible_)
         self.name_scores_.columns.name = "name"
+        self.name_eligible_.columns.name = "name"
+        self.neutral_ = [c for c, name in enumerate(assigned) if name is None]
+        neutral = neutral_names(statistics, self.neutral_, context, taken=[n for n in assigned if n is not None])
+        self.names_ = [str(name) if name is not None else neutral[c][0] for c, name in enumerate(assigned)]
+        self.name_checks_ = checks_table(checks, self.names_, neutral)
+        self.member_statistics_ = statistics.copy()
+        self.member_statistics_.insert(0, "segment", [*self.names_, "(all customers)"])
+        self.naming_context_ = {
+            "churn_statistic": context.churn_statistic,
+            "typical_gap_days": context.typical_gap_days,
+            "overdue_days": context.overdue_days,
+            "new_max_tenure_days": context.new_max_tenure_days,
+            "lost_min_days_since_last": context.lost_min_days_since_last,
+        }
         self.centroids_.insert(0, "segment", self.names_)
         return self
 

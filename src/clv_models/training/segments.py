@@ -8,8 +8,15 @@ tiers, risk bands, segments, lifecycle stages and next best actions, and report 
 needs. Metric names (fixed, for MLflow): ``segments_silhouette``, ``segments_k``,
 ``segments_inherited``, ``tiers_high_cut_point``, ``tiers_medium_cut_point``,
 ``tiers_high_value_share``, ``pareto_top20_value_share``, ``pareto_customers_for_80pct_value``,
-and the share of customers per segment, tier, risk band, stage and action
-(``share_segment_core``, ``share_value_tier_high``, …).
+the naming metrics (``segments_neutral``: segments with a neutral name;
+``segments_neutral_customer_share``; ``segments_churn_from_probability``: 1 when the names' churn
+checks used the churn probability, 0 when they used the share of overdue customers;
+``segments_typical_gap_days``; ``segments_overdue_days``), and the share of customers per
+segment, tier, risk band, stage and action (``share_segment_core``, ``share_value_tier_high``, …).
+Artifacts under ``segments/``: ``profiles.csv``, ``k_selection.csv``, ``centroids.csv``,
+``name_checks.csv`` (every check of every name for every segment, measured),
+``name_definitions.csv``, ``member_statistics.csv``, ``pareto.csv``, ``tiers.csv``,
+``action_rules.csv`` and the figures.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clv_models.evaluation.segments import decision_mix, segment_profiles
+import numpy as np
+
+from clv_models.evaluation.segments import decision_mix, name_check_table, name_fit_matrix, segment_profiles
+from clv_models.models._segment_names import definitions_table
 from clv_models.models.segments import CustomerSegmenter
 from clv_models.scorer.values import CustomerModels, assign_decisions
 from clv_models.valuation.actions import action_table
@@ -55,7 +65,10 @@ def train_segmentation(
     run: Any = None,
 ) -> SegmentationResult:
     """Fit the segmenter and tiers on ``values``, store them in ``models``, decide every customer."""
-    segmenter = CustomerSegmenter.from_settings(settings.segments).fit(values, previous=previous)
+    # The segment `new` and the lifecycle stage `new` share one new-customer threshold.
+    segmenter = CustomerSegmenter.from_settings(
+        settings.segments, new_max_tenure_days=settings.lifecycle.new_max_tenure_days
+    ).fit(values, previous=previous)
     tiers = ValueTiers.from_settings(settings.tiers).fit(values["clv_h"])
     models.segmenter, models.tiers = segmenter, tiers
     table = assign_decisions(values, models, settings)
@@ -85,6 +98,7 @@ def _metrics(result: SegmentationResult) -> dict[str, float]:
         "segments_silhouette": float(result.segmenter.silhouette_),
         "segments_k": float(result.segmenter.k_),
         "segments_inherited": float(len(result.segmenter.inherited_)),
+        **_naming_metrics(result.segmenter, table),
         "tiers_high_cut_point": result.tiers.cut_points_["high"],
         "tiers_medium_cut_point": result.tiers.cut_points_["medium"],
         "tiers_high_value_share": float(result.tier_summary.set_index("value_tier").loc["high", "value_share"]),
@@ -97,6 +111,18 @@ def _metrics(result: SegmentationResult) -> dict[str, float]:
     return metrics
 
 
+def _naming_metrics(segmenter: CustomerSegmenter, table: pd.DataFrame) -> dict[str, float]:
+    neutral = [segmenter.names_[c] for c in segmenter.neutral_]
+    context = segmenter.naming_context_
+    return {
+        "segments_neutral": float(len(neutral)),
+        "segments_neutral_customer_share": float(table["segment"].isin(neutral).mean()),
+        "segments_churn_from_probability": float(context["churn_statistic"] == "mean_churn_probability"),
+        "segments_typical_gap_days": float(context["typical_gap_days"]),
+        "segments_overdue_days": float(context["overdue_days"]),
+    }
+
+
 def _log(run: Any, result: SegmentationResult, settings: Settings) -> None:
     for section in ("segments", "tiers", "churn_risk", "lifecycle"):
         run.log_params({section: getattr(settings, section).model_dump(mode="json")})
@@ -104,6 +130,9 @@ def _log(run: Any, result: SegmentationResult, settings: Settings) -> None:
     run.log_table(result.profiles, "segments/profiles.csv")
     run.log_table(result.segmenter.selection_, "segments/k_selection.csv")
     run.log_table(result.segmenter.centroids_, "segments/centroids.csv")
+    run.log_table(result.segmenter.name_checks_, "segments/name_checks.csv")
+    run.log_table(definitions_table(), "segments/name_definitions.csv")
+    run.log_table(result.segmenter.member_statistics_.reset_index(), "segments/member_statistics.csv")
     run.log_table(result.pareto, "segments/pareto.csv")
     run.log_table(result.tier_summary, "segments/tiers.csv")
     run.log_table(action_table(settings.actions.rules, settings.actions.default), "segments/action_rules.csv")
@@ -140,16 +169,18 @@ def segmentation_markdown(result: SegmentationResult, settings: Settings) -> str
         "",
         result.profiles.to_markdown(index=False, floatfmt=".3f"),
         "",
-        "Centroids (back-transformed cluster means; tenure is the members' median) and the naming scores:",
+        "Centroids (back-transformed cluster means; tenure is the members' median) and the centroid profile "
+        "scores (which rank the names whose checks hold):",
         "",
         seg.centroids_.to_markdown(index=False, floatfmt=".2f"),
         "",
         seg.name_scores_.set_axis(seg.names_).to_markdown(floatfmt=".2f"),
         "",
-        "k selection:",
+        "k selection (nameable: every segment gets a name of the vocabulary):",
         "",
         seg.selection_.to_markdown(index=False, floatfmt=".4f"),
         "",
+        *naming_markdown(seg),
         "## Value tiers and the Pareto view",
         "",
         "Cut points (fitted on this population, stored with the model): "
@@ -171,6 +202,52 @@ def segmentation_markdown(result: SegmentationResult, settings: Settings) -> str
         "",
     ]
     return "\n".join(lines)
+
+
+def naming_markdown(segmenter: CustomerSegmenter) -> list[str]:
+    """Lines of the report's section on the segment names: what was measured, the checks of each
+    segment's name, which names fit each segment, and the member statistics."""
+    context = segmenter.naming_context_
+    if context["churn_statistic"] == "mean_churn_probability":
+        churn = "the members' mean churn probability (`mean_churn_probability`)"
+    else:
+        churn = (
+            "the share of overdue members (`share_overdue`): no churn probability was available when the "
+            "segments were fitted, so silence is measured against the shop's purchase rhythm"
+        )
+    gap = context["typical_gap_days"]
+    rhythm = (
+        f"the typical repeat gap is {gap:.1f} days (median over repeat buyers), so a customer is overdue after "
+        f"{context['overdue_days']:.1f} days of silence"
+        if np.isfinite(gap) and gap > 0
+        else f"no customer bought twice, so a customer is overdue after {context['overdue_days']:.0f} days of silence"
+    )
+    neutral = [segmenter.names_[c] for c in segmenter.neutral_]
+    return [
+        "## Segment names and their checks",
+        "",
+        "A segment gets a name only when every check of the name holds for its members: a statistic over the "
+        "segment's customers against the same statistic over all customers (`base`), or a threshold. A segment "
+        "for which no free name holds gets a neutral name that describes its members (its words are checks "
+        f"too). Churn is {churn}; {rhythm}; new customers have a tenure of at most "
+        f"{context['new_max_tenure_days']:g} days; `lost` needs a median silence of at least "
+        f"{context['lost_min_days_since_last']:g} days.",
+        "",
+        f"Neutral names: {', '.join(f'`{n}`' for n in neutral) if neutral else 'none'}.",
+        "",
+        "Checks of each segment's name:",
+        "",
+        name_check_table(segmenter.name_checks_).to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "Which names' checks hold for each segment (✓), and otherwise the checks that fail:",
+        "",
+        name_fit_matrix(segmenter.name_checks_).to_markdown(),
+        "",
+        "Member statistics:",
+        "",
+        segmenter.member_statistics_.dropna(axis=1, how="all").to_markdown(index=False, floatfmt=".3f"),
+        "",
+    ]
 
 
 def write_segmentation_report(result: SegmentationResult, settings: Settings, out_dir: str | Path) -> dict[str, Path]:
