@@ -159,8 +159,11 @@ class ChurnSettings(_Frozen):
     """Churn classifier (DESIGN.md §2 'churn'): labels, rolling-origin snapshots, LightGBM tuned
     with Optuna, calibration. See ``clv_models.features.churn`` and ``clv_models.models.churn``."""
 
-    window_days: int = Field(
-        90, ge=1, description="A customer churns if they place no order in (cutoff, cutoff + window]."
+    window_days: int | None = Field(
+        None,
+        ge=1,
+        description="A customer churns if they place no order in (cutoff, cutoff + window] (days). Unset: from the "
+        "shop's rhythm, the 80th percentile of repeat-purchase gaps in whole weeks, 14-365 (decisions D33).",
     )
     train_cutoffs: int = Field(12, ge=1, description="Number of rolling-origin training snapshots (at most).")
     cutoff_step_days: int = Field(30, ge=1, description="Days between consecutive training snapshots.")
@@ -273,8 +276,14 @@ class TierSettings(_Frozen):
 
 
 class ChurnRiskSettings(_Frozen):
-    """Churn-risk bands of the calibrated churn probability: high ≥ ``high``, medium ≥ ``medium``."""
+    """Churn-risk bands of the calibrated churn probability, cut points fitted at training
+    (``clv_models.valuation.risk.ChurnRiskBands``, decisions D33): ``share`` (default) makes the
+    ``high_share`` riskiest customers of the training base ``high`` and the next ``medium_share``
+    ``medium``; ``absolute`` uses high ≥ ``high``, medium ≥ ``medium``."""
 
+    mode: Literal["share", "absolute"] = "share"
+    high_share: float = Field(0.15, gt=0.0, lt=1.0)
+    medium_share: float = Field(0.25, gt=0.0, lt=1.0)
     high: float = Field(0.6, gt=0.0, lt=1.0)
     medium: float = Field(0.3, gt=0.0, lt=1.0)
 
@@ -282,6 +291,8 @@ class ChurnRiskSettings(_Frozen):
     def _ordered(self) -> ChurnRiskSettings:
         if not self.medium < self.high:
             raise ValueError(f"medium {self.medium} must be below high {self.high}")
+        if self.high_share + self.medium_share >= 1.0:
+            raise ValueError(f"high_share + medium_share must be < 1, got {self.high_share + self.medium_share:g}")
         return self
 
 

@@ -486,7 +486,7 @@ def test_plan_snapshots_minimum_span() -> None:
 
 
 def test_build_churn_dataset_on_cdnow_is_out_of_time(cdnow, cdnow_orders_frame: pd.DataFrame) -> None:
-    settings = ChurnSettings()
+    settings = ChurnSettings(window_days=90)  # the schedule of a given window (the rhythm rule is tested below)
     dataset = build_churn_dataset(cdnow, settings)
     plan, w = dataset.plan, dt.timedelta(days=settings.window_days)
     # CDNOW: Jan 1 1997 – Jun 30 1998; test = Jun 30 − 90 = Apr 1 1998, validation Jan 1 1998,
@@ -528,9 +528,9 @@ def test_training_snapshots_keep_a_fixed_share_of_customers(cdnow_orders_frame: 
     from clv_models.features.churn import build_churn_dataset
 
     with ingest(cdnow_orders_frame) as ingested:
-        full = build_churn_dataset(ingested, ChurnSettings(max_train_rows=None))
-        capped = build_churn_dataset(ingested, ChurnSettings(max_train_rows=50_000))
-        again = build_churn_dataset(ingested, ChurnSettings(max_train_rows=50_000))
+        full = build_churn_dataset(ingested, ChurnSettings(window_days=90, max_train_rows=None))
+        capped = build_churn_dataset(ingested, ChurnSettings(window_days=90, max_train_rows=50_000))
+        again = build_churn_dataset(ingested, ChurnSettings(window_days=90, max_train_rows=50_000))
     # Customers with a purchase by the latest training cutoff, counted with pandas.
     latest = pd.Timestamp(max(full.plan.train)) + pd.Timedelta(days=1)
     known = cdnow_orders_frame.loc[cdnow_orders_frame["order_ts"] < latest, "customer_id"].nunique()
@@ -551,3 +551,33 @@ def test_training_snapshots_keep_a_fixed_share_of_customers(cdnow_orders_frame: 
     assert len(merged) == len(capped.train)
     np.testing.assert_array_equal(merged["frequency_days"], merged["frequency_days_full"])
     np.testing.assert_array_equal(merged["churned"], merged["churned_full"])
+
+
+@pytest.mark.parametrize(
+    ("profile", "days", "low", "high"),
+    [("weekly_grocery", None, 14, 14), ("one_time", None, 120, 365), ("retail", None, 56, 112)],
+)
+def test_the_churn_window_follows_the_shop_rhythm(tmp_path, profile: str, days, low: int, high: int) -> None:
+    """The window is the 80th percentile of the repeat gaps in whole weeks (decisions D33),
+    recomputed here from the simulated export's orders by pandas."""
+    import numpy as np
+
+    from clv_models.datasets import simulate_orders
+    from clv_models.features.churn import choose_window
+
+    shop = simulate_orders(1500, seed=3, profile=profile, days=days)
+    path = tmp_path / "orders.parquet"
+    shop.write(path)
+    with ingest(str(path), columns=ColumnMap.parse(shop.columns), quarantine_path=None, validation=LENIENT) as result:
+        orders = result.con.execute("SELECT customer_id, CAST(order_ts AS DATE) AS day FROM orders WHERE amount > 0").df()
+        window = choose_window(result, ChurnSettings(), 729)
+        short = choose_window(result, ChurnSettings(), 150)
+        explicit = choose_window(result, ChurnSettings(window_days=3), 729)
+    days_ = orders.drop_duplicates().sort_values(["customer_id", "day"])
+    gaps = days_.groupby("customer_id")["day"].diff().dt.days.dropna().to_numpy()
+    expected = int(min(max(7 * np.ceil(np.quantile(gaps, 0.8) / 7), 14), 365))
+    assert window.days == expected and low <= window.days <= high
+    assert window.median_gap_days == pytest.approx(np.median(gaps))
+    assert short.days == min(expected, (150 - 30) // 3)
+    assert (short.notes != ()) == (expected > 40)
+    assert explicit.days == 3 and any("shorter than the median gap" in note for note in explicit.notes)

@@ -79,7 +79,7 @@ def test_parent_run_has_the_documented_metrics_and_artifacts(tracked: dict) -> N
         assert metrics[f"churn_{metric}"] == pytest.approx(tracked["result"].comparison.loc["model", metric])
         for baseline in BASELINES:
             assert f"churn_baseline_{baseline}_{metric}" in metrics
-    assert parent.data.params["churn.window_days"] == "90"
+    assert parent.data.params["churn.window_days"] == str(tracked["result"].dataset.plan.window_days)
     artifacts = {f.path for f in tracker.client.list_artifacts(tracked["run_id"], "churn")}
     for name in ("comparison.csv", "trials.csv", "snapshots.json", "reliability.png", "lift.png",
                  "feature_importance.png", "contributions_summary.png"):

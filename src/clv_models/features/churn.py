@@ -404,6 +404,76 @@ def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
+# The churn window from the shop's rhythm (decisions D33): the 80th percentile of the gaps
+# between a customer's consecutive purchase days, rounded up to whole weeks, within the bounds.
+RHYTHM_QUANTILE = 0.8
+WINDOW_BOUNDS_DAYS = (14, 365)
+SHORTEST_WINDOW_DAYS = 7  # below this a short history cannot label churn at all
+MIN_GAPS = 30  # fewer repeat gaps than this: the rhythm is not measured, the 90-day default applies
+DEFAULT_WINDOW_DAYS = 90
+
+
+def repeat_gaps(ingested: IngestResult) -> np.ndarray:
+    """Days between consecutive purchase days of each customer (purchases: net amount > 0)."""
+    rows = ingested.con.execute(
+        """
+        SELECT gap FROM (
+            SELECT date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap
+            FROM (SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS day FROM orders WHERE amount > 0)
+        ) WHERE gap IS NOT NULL
+        """
+    ).fetchnumpy()["gap"]
+    return np.asarray(rows, dtype=float)
+
+
+@dataclass(frozen=True)
+class ChurnWindow:
+    """The churn window in days, how it was chosen and what the user must be told."""
+
+    days: int
+    rule: str
+    median_gap_days: float | None
+    notes: tuple[str, ...] = ()
+
+
+def choose_window(ingested: IngestResult, settings: ChurnSettings, span_days: int) -> ChurnWindow:
+    """The window the snapshots use: ``churn.window_days`` when set (with a warning when it is
+    shorter than the median repeat gap), otherwise the rhythm rule above; then shortened, with a
+    note, when the history cannot hold the snapshots a window needs (3 windows + history)."""
+    gaps = repeat_gaps(ingested)
+    median = float(np.median(gaps)) if len(gaps) else None
+    notes: list[str] = []
+    if settings.window_days is not None:
+        days, rule = int(settings.window_days), "churn.window_days"
+        if median is not None and days < median:
+            notes.append(
+                f"churn.window_days = {days} is shorter than the median gap between a customer's purchases "
+                f"({median:.0f} days): many active customers will be labelled churned"
+            )
+    elif len(gaps) < MIN_GAPS:
+        days, rule = DEFAULT_WINDOW_DAYS, f"default ({len(gaps)} repeat gaps: too few to measure the rhythm)"
+    else:
+        quantile = float(np.quantile(gaps, RHYTHM_QUANTILE))
+        weeks = int(np.ceil(quantile / 7.0))
+        days = int(min(max(7 * weeks, WINDOW_BOUNDS_DAYS[0]), WINDOW_BOUNDS_DAYS[1]))
+        rule = f"80th percentile of repeat gaps {quantile:.0f} days, in whole weeks"
+    fits = (span_days - settings.min_history_days) // 3
+    if days > fits and settings.window_days is None:
+        if fits < SHORTEST_WINDOW_DAYS:
+            raise ClvInputError(
+                f"orders span {span_days} days: too short to label churn (3 windows of at least "
+                f"{SHORTEST_WINDOW_DAYS} days + churn.min_history_days = {settings.min_history_days}); "
+                "train on a longer history or lower churn.min_history_days"
+            )
+        notes.append(
+            f"the history ({span_days} days) is too short for a {days}-day churn window ({rule}); "
+            f"the window is shortened to {fits} days (3 windows + {settings.min_history_days} days of history)"
+        )
+        rule = f"{rule}; shortened to fit the history"
+        days = fits
+    return ChurnWindow(days=days, rule=rule, median_gap_days=median, notes=tuple(notes))
+
+
 @dataclass
 class ChurnDataset:
     """Training, validation and test snapshots with labels, and how they were made."""
@@ -415,6 +485,7 @@ class ChurnDataset:
     numeric_features: list[str]
     categorical_features: list[str]
     training_share: float = 1.0  # share of customers kept in the training snapshots (max_train_rows)
+    window: ChurnWindow | None = None
 
     @property
     def features(self) -> list[str]:
@@ -438,10 +509,12 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
     """Plan the snapshots from the data's span and build all of them in one pass."""
     first = ingested.con.execute("SELECT min(order_ts) FROM order_candidates WHERE amount > 0").fetchall()[0][0]
     data_end = ingested.report.cutoff
+    window = choose_window(ingested, settings, (data_end - first.date()).days)
+    settings = settings.model_copy(update={"window_days": window.days})
     plan = plan_snapshots(
         first.date(),
         data_end,
-        window_days=settings.window_days,
+        window_days=window.days,
         train_cutoffs=settings.train_cutoffs,
         cutoff_step_days=settings.cutoff_step_days,
         min_history_days=settings.min_history_days,
@@ -468,4 +541,5 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
         test=part([plan.test]),
         numeric_features=numeric,
         categorical_features=categorical,
+        window=window,
     )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from clv_models.models import BetaGeoModel, ChurnClassifier, GammaGammaModel, ModifiedBetaGeoModel, ParetoNBDModel
     from clv_models.models.btyd_features import BtydChurnFeatures
     from clv_models.models.segments import CustomerSegmenter
+    from clv_models.valuation.risk import ChurnRiskBands
     from clv_models.valuation.tiers import ValueTiers
 
 
@@ -45,6 +46,7 @@ class CustomerModels:
     segmenter: CustomerSegmenter | None = None
     tiers: ValueTiers | None = None
     btyd_features: BtydChurnFeatures | None = None
+    risk_bands: ChurnRiskBands | None = None  # fitted at training (None: the absolute [churn_risk] bands)
 
 
 def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Settings) -> pd.DataFrame:
@@ -81,7 +83,11 @@ def assign_decisions(table: pd.DataFrame, models: CustomerModels, settings: Sett
         raise ClvInputError("decisions need fitted value tiers and a segmenter; train them first")
     out = table.copy(deep=False)  # new columns only: the caller's frame is never modified
     out["value_tier"] = models.tiers.predict(out["clv_h"])
-    out["churn_risk"] = churn_risk_band(out["churn_probability"], **settings.churn_risk.model_dump())
+    if models.risk_bands is not None:
+        out["churn_risk"] = models.risk_bands.predict(out["churn_probability"])
+    else:
+        risk = settings.churn_risk
+        out["churn_risk"] = churn_risk_band(out["churn_probability"], high=risk.high, medium=risk.medium)
     out["segment"] = models.segmenter.predict(out)
     out["lifecycle_stage"] = lifecycle_from_settings(out, settings.lifecycle)
     out["next_best_action"] = next_best_action(out, settings.actions.rules, settings.actions.default)

@@ -82,6 +82,22 @@ class ChurnTrainResult:
     shipped_model: Any = None  # the estimator behind it (the classifier or a BaselineChurnModel)
     worse_than_baselines: list[str] = field(default_factory=list)  # where the classifier loses, in words
 
+    @property
+    def best_baseline(self) -> dict[str, str]:
+        """The best BTYD baseline per metric (AUC: highest; Brier: lowest)."""
+        btyd = self.comparison.loc[["bgnbd_p_no_purchase", "bgnbd_1_minus_p_alive"]]
+        return {"auc": str(btyd["auc"].idxmax()), "brier": str(btyd["brier"].idxmin())}
+
+    @property
+    def beats_btyd(self) -> dict[str, bool]:
+        """Whether the model beats the best BTYD baseline on AUC and on Brier."""
+        model = self.comparison.loc["model"]
+        best = self.best_baseline
+        return {
+            "auc": bool(model["auc"] > self.comparison.loc[best["auc"], "auc"]),
+            "brier": bool(model["brier"] < self.comparison.loc[best["brier"], "brier"]),
+        }
+
     def not_worse(self, name: str) -> list[str]:
         """Where score ``name`` is worse than the best baseline on AUC, Brier or ECE beyond the
         noise of the test snapshot (a paired bootstrap, :data:`BOOTSTRAP_REPLICATES` resamples of
@@ -144,7 +160,7 @@ def add_btyd_features(dataset: ChurnDataset, settings: ChurnSettings) -> dict[An
         values = pd.DataFrame(np.nan, index=frame.index, columns=list(BTYD_FEATURES))
         for cutoff, index in frame.groupby("cutoff", sort=True).indices.items():
             rows = frame.iloc[index]
-            fits[cutoff] = BtydChurnFeatures(window_days=settings.window_days, penalizer=settings.btyd_penalizer).fit(
+            fits[cutoff] = BtydChurnFeatures(window_days=dataset.plan.window_days, penalizer=settings.btyd_penalizer).fit(
                 rows
             )
             values.iloc[index] = fits[cutoff].transform(rows).to_numpy()
@@ -168,6 +184,8 @@ def train_churn(
     study callbacks (e.g. ``tracker.optuna_callback(run)`` to log every trial as a nested run).
     """
     dataset = build_churn_dataset(ingested, settings)
+    # The window the data chose (decisions D33) is the window of everything below.
+    settings = settings.model_copy(update={"window_days": dataset.plan.window_days})
     btyd_fits = add_btyd_features(dataset, settings)
     features = dataset.features
     model = ChurnClassifier.from_settings(settings, dataset.categorical_features)

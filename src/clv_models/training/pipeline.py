@@ -313,6 +313,11 @@ def train(
                     ingested, settings.churn, run=churn_run, trial_callbacks=(tracker.optuna_callback(churn_run),)
                 )
             metrics.update(churn.metrics)
+            window = churn.dataset.window
+            if window is not None:
+                notices += list(window.notes)
+                run.set_tags({"churn_window_days": window.days, "churn_window_rule": window.rule})
+                metrics["churn_window_days"] = float(window.days)
             if churn.shipped != "model":
                 notices.append(shipped_summary(churn))
 
@@ -350,6 +355,11 @@ def train(
                 purchases=purchases, gamma_gamma=gamma_gamma, churn=churn.shipped_model, btyd_features=btyd_features
             )
             values = customer_values(features, models, settings)
+            if churn.model is not None:
+                from clv_models.valuation.risk import ChurnRiskBands
+
+                models.risk_bands = ChurnRiskBands.from_settings(settings.churn_risk).fit(values["churn_probability"])
+                run.log_params({"churn_risk_cut_points": models.risk_bands.cut_points_})
 
             say("segments, tiers, lifecycle, actions")
             with run.child("segments") as segments_run:
@@ -591,7 +601,9 @@ def _report(
         "",
         choice.markdown(),
         "",
-        f"## Churn ({settings.churn.window_days}-day window): model vs baselines on the test snapshot",
+        f"## Churn ({churn.model.window_days}-day window: "
+        f"{churn.dataset.window.rule if churn.dataset.window else 'churn.window_days'}): "
+        "model vs baselines on the test snapshot",
         "",
         comparison_markdown(churn.comparison),
         "",
