@@ -6,7 +6,7 @@
 
 Prints, per dataset, the snapshot plan and the comparison table (model and baselines on the test
 snapshot), and writes each dataset's churn report (Markdown, metrics JSON, figures) under --out.
-Online Retail is read from ../shared/data (or $CLV_SHARED_DATA); CDNOW ships with lifetimes.
+Online Retail ships with the package (clv_models.datasets); CDNOW ships with lifetimes.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def cdnow_orders() -> pd.DataFrame:
 
 
 def online_retail_path() -> Path:
-    root = Path(os.environ.get("CLV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    return root / "online_retail_2010_2011.parquet"
+    from clv_models.datasets import online_retail_path as shipped
+
+    return shipped()
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """Write the analysts' notebooks (outputs empty) from the cells below: `python notebooks/build_notebooks.py`.
 
-The notebooks read the shared Online Retail data from $CLV_SHARED_DATA (default ../../shared/data
-relative to notebooks/) and put MLflow runs in $CLV_NOTEBOOK_MLRUNS (default: a temporary
+The notebooks read Online Retail as shipped in the package (clv_models.datasets; $CLV_ORDERS may
+name another copy of the same export) and put MLflow runs in $CLV_NOTEBOOK_MLRUNS (default: a temporary
 directory), so executing them never writes into the repository. The test suite executes all four.
 """
 
@@ -24,9 +24,9 @@ from IPython.display import Image
 
 from clv_models.config import ColumnMap, load_settings
 from clv_models.data import ingest
+from clv_models.datasets import online_retail_path
 
-DATA = Path(os.environ.get("CLV_SHARED_DATA", "../../shared/data"))
-ORDERS = DATA / "online_retail_2010_2011.parquet"
+ORDERS = Path(os.environ.get("CLV_ORDERS") or online_retail_path())
 COLUMNS = ColumnMap.parse("customer_id=CustomerID,order_id=InvoiceNo,order_ts=InvoiceDate,quantity=Quantity,"
                           "unit_price=UnitPrice,country=Country")
 MLRUNS = Path(os.environ.get("CLV_NOTEBOOK_MLRUNS") or tempfile.mkdtemp(prefix="clv-notebook-"))

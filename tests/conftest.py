@@ -30,18 +30,12 @@ ONLINE_RETAIL_COLUMNS = (
 )
 
 
-def _shared_data_dir() -> Path:
-    return Path(os.environ.get("CLV_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-
-
 @pytest.fixture(scope="session")
 def online_retail_path() -> Path:
-    path = _shared_data_dir() / "online_retail_2010_2011.parquet"
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing in CI; ../shared/data must sit beside the repository")
-        pytest.skip(f"{path} not available")
-    return path
+    """Online Retail as shipped in the package (clv_models.datasets): no data beside the repository."""
+    from clv_models.datasets import online_retail_path as shipped
+
+    return shipped()
 
 
 @pytest.fixture(scope="session")

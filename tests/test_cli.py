@@ -171,3 +171,20 @@ def test_help_on_every_option() -> None:
         assert result.returncode == 0
         for option in ("--orders", "--columns", "--as-of", "--config", "--set"):
             assert option in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["--simulate", "800", "--profile", "one_time"]], ids=["bundled", "simulated"])
+def test_demo_runs_with_nothing_beside_the_repository(tmp_path: Path, extra: list[str]) -> None:
+    """`clv demo` (what `make demo` runs) trains and scores on the data shipped in the package, or
+    on a simulated shop, from an empty working directory."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "CLV_SHARED_DATA": str(tmp_path / "nothing-here")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run = subprocess.run([sys.executable, "-m", "clv_models.cli", "demo", *extra, "--set", "churn.n_trials=2",
+                          "--set", "segments.n_init=2"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=900)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "registered clv-customer-scorer version 1" in run.stdout and "Traceback" not in run.stderr
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert len(scores) == 4_324 if not extra else 400 < len(scores) <= 800
+    assert scores["customer_id"].is_unique and scores["clv_h"].notna().all()

@@ -1,5 +1,5 @@
 """The analysts' notebooks: stored without outputs, equal to what build_notebooks.py writes, and
-executed end to end on the shared Online Retail data (MLflow into a temporary store)."""
+executed end to end on Online Retail as shipped in the package (MLflow into a temporary store)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_notebook_executes(
 ) -> None:
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("CLV_SHARED_DATA", str(online_retail_path.parent))
+    monkeypatch.setenv("CLV_ORDERS", str(online_retail_path))
     monkeypatch.setenv("CLV_NOTEBOOK_MLRUNS", str(tmp_path / "mlruns"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     notebook = nbformat.read(path, as_version=4)

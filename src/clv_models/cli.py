@@ -648,24 +648,46 @@ def ui(
 
 @app.command()
 def demo(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Training config.")] = Path("pipelines/train.toml"),
-    score_config: Annotated[Path, typer.Option("--score-config", help="Scoring config.")] = Path(
-        "pipelines/score.toml"
-    ),
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="Training config (default: the bundled demo data).")
+    ] = None,
+    score_config: Annotated[
+        Optional[Path], typer.Option("--score-config", help="Scoring config (default: the training config's data).")
+    ] = None,
+    simulate: Annotated[
+        Optional[int],
+        typer.Option("--simulate", min=100, help="Run on a simulated shop of this many customers instead."),
+    ] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", help="Simulated shop: retail, weekly_grocery, one_time, wholesale, seasonal.")
+    ] = "retail",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated shop.")] = 1,
     set_: SetOpt = None,
 ) -> None:
-    """Train, register and score end to end on the demo data; print where everything landed."""
+    """Train, register and score end to end: on Online Retail (shipped with the package), a
+    simulated shop (--simulate N) or your configs; print where everything landed."""
     import time
 
     with _user_errors():
         started = time.perf_counter()
-        settings = _build_settings(config, set_)
-        out.print(f"[bold]1/2 clv train --config {config}[/bold]")
+        if config is None:
+            orders, columns = _demo_orders(simulate, profile, seed)
+            demo_sets = [f'orders.path="{orders}"', 'validation.quarantine="out/quarantine/{source}.parquet"',
+                         'scoring.out="out/scores.parquet"']  # fmt: skip
+            settings = _build_settings(None, [*demo_sets, *(set_ or [])], columns)
+            scoring = _build_settings(score_config, [*demo_sets, *(set_ or [])], columns)
+            shown = f"--orders {orders} --columns {columns}"
+        else:
+            settings = _build_settings(config, set_)
+            scoring = _build_settings(score_config or config, set_)
+            shown = f"--config {config}"
+        out.print(f"[bold]1/2 clv train {shown}[/bold]")
         trained = _run_training(settings, config, force=False)
         _print_train(trained)
-        scoring = _build_settings(score_config, set_)
+        if trained.tracking_error:
+            raise ClvError(f"training was not registered ({trained.tracking_error}); saved in {trained.saved_to}")
         model = f"models:/{trained.model_name}/{trained.model_version}"
-        out.print(f"[bold]2/2 clv score --config {score_config} --model {model}[/bold]")
+        out.print(f"[bold]2/2 clv score {shown} --model {model}[/bold]")
         scored = _run_scoring(scoring, model, None)
         _print_score(scored)
         _print_scores_sample(scored.out)
@@ -674,6 +696,26 @@ def demo(
             f"{trained.quarantine_path}; MLflow store: {trained.tracking_uri} (clv ui)",
             markup=False,
         )
+
+
+def _demo_orders(simulate: int | None, profile: str, seed: int) -> tuple[str, str]:
+    """The demo's orders and their column mapping: the bundled Online Retail export, or a
+    simulated shop written to ``out/demo/`` (kept, so it can be read, rescored or retrained)."""
+    from clv_models import datasets
+
+    if simulate is None:
+        return str(datasets.online_retail_path()), datasets.ONLINE_RETAIL_COLUMNS
+    if profile not in datasets.PROFILES:
+        raise ClvInputError(f"--profile {profile!r}: choose one of {', '.join(datasets.PROFILES)}")
+    shop = datasets.simulate_orders(simulate, seed=seed, profile=profile)
+    path = Path("out/demo") / f"simulated_{profile}_{simulate}_seed{seed}.parquet"
+    shop.write(path)
+    out.print(
+        f"simulated {simulate:,} customers of a {profile} shop (seed {seed}): {len(shop.orders):,} lines to "
+        f"{shop.end}, written to {path}",
+        markup=False,
+    )
+    return str(path), shop.columns
 
 
 def _print_scores_sample(path: Path) -> None:
