@@ -6,6 +6,7 @@ from clv_models.models.bgnbd import BetaGeoModel
 from clv_models.models.churn import ChurnClassifier
 from clv_models.models.gamma_gamma import GammaGammaModel
 from clv_models.models.mbgnbd import ModifiedBetaGeoModel
+from clv_models.models.pnbd import ParetoNBDModel
 from clv_models.models.segments import CustomerSegmenter, SegmentNamingWarning
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "CustomerSegmenter",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
+    "ParetoNBDModel",
     "SegmentNamingWarning",
 ]
