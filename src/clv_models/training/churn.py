@@ -263,6 +263,8 @@ def _metrics(result: ChurnTrainResult) -> dict[str, float]:
         churn_validation_rows=float(len(dataset.validation)),
         churn_test_rows=float(len(dataset.test)),
         churn_test_positive_rate=float(dataset.test[LABEL].mean()),
+        churn_validation_positive_rate=float(dataset.validation[LABEL].mean()),
+        churn_base_rate_shift=float(dataset.test[LABEL].mean() - dataset.validation[LABEL].mean()),
         churn_trials_completed=float((result.model.trials_["state"] == "COMPLETE").sum()),
         churn_trials_pruned=float((result.model.trials_["state"] == "PRUNED").sum()),
         churn_model_not_worse_than_baselines=float(not result.worse_than_baselines),
@@ -270,6 +272,36 @@ def _metrics(result: ChurnTrainResult) -> dict[str, float]:
         churn_shipped_is_model=float(result.shipped == "model"),
     )
     return metrics
+
+
+# A churn rate that moves this much between the validation and the test cutoff is a shift the
+# calibration (fitted at validation) cannot know about (decisions D33).
+BASE_RATE_SHIFT_NOTICE = 0.05
+
+
+def base_rate_shift_notice(result: ChurnTrainResult) -> str | None:
+    """A sentence for the user when the churn rate moved between the calibration snapshot and the
+    test snapshot by more than :data:`BASE_RATE_SHIFT_NOTICE`: the calibrated probabilities of a
+    later season carry that error, and with less than two years of history there is no earlier
+    season for the model to learn it from."""
+    plan = result.dataset.plan
+    validation = float(result.dataset.validation[LABEL].mean())
+    test = float(result.dataset.test[LABEL].mean())
+    if abs(test - validation) <= BASE_RATE_SHIFT_NOTICE:
+        return None
+    first = min(plan.train) if plan.train else plan.validation
+    span = (plan.data_end - first).days
+    reason = (
+        f"the history before the first training cutoff is short ({span} days from {first} to the data end), "
+        "so no earlier season can teach the model this shift"
+        if span < 730
+        else "the calibration snapshot's season differs from the test snapshot's"
+    )
+    return (
+        f"churn calibration meets a shift: the churn rate was {validation:.1%} at the calibration cutoff "
+        f"{plan.validation} and {test:.1%} at the test cutoff {plan.test}; {reason}; churn_ece "
+        f"{result.comparison.loc['model', 'ece']:.3f} on the test snapshot reflects it"
+    )
 
 
 def shipped_summary(result: ChurnTrainResult) -> str:

@@ -132,12 +132,13 @@ def _fit_ltv(rfm: pd.DataFrame, model: str, penalizer: float, spend_penalizer: f
     if not purchases.converged_:
         first = purchases.diagnostic_
         for stronger in (p for p in PENALTY_LADDER if p > penalizer):
-            purchases = fit_purchase_model(model, rfm, stronger)
-            if purchases.converged_:
+            remedy = fit_purchase_model(model, rfm, stronger)
+            if remedy.converged_:
                 notes.append(f"{model} at the cutoff is not identified ({first}); refitted with penalizer {stronger:g}")
+                purchases = remedy
                 break
-        else:
-            notes.append(f"{model} at the cutoff is not identified ({purchases.diagnostic_}): P(alive) is not to be trusted")
+        else:  # a penalty that does not identify the model only moves it to another edge: keep the plain fit
+            notes.append(f"{model} at the cutoff is not identified ({first}): read its P(alive) with care")
     return purchases, GammaGammaModel(penalizer=spend_penalizer).fit(repeat), notes
 
 
@@ -256,7 +257,7 @@ def train(
     from clv_models.scorer import CustomerModels, CustomerScorer, customer_values
     from clv_models.tracking import Tracker, git_commit, package_version
     from clv_models.tracking.mlflow_tracking import flatten_params
-    from clv_models.training.churn import shipped_summary, train_churn
+    from clv_models.training.churn import base_rate_shift_notice, shipped_summary, train_churn
     from clv_models.training.segments import segmentation_markdown, train_segmentation
 
     say = progress or (lambda message: None)
@@ -320,6 +321,9 @@ def train(
                 metrics["churn_window_days"] = float(window.days)
             if churn.shipped != "model":
                 notices.append(shipped_summary(churn))
+            shift = base_rate_shift_notice(churn)
+            if shift is not None:
+                notices.append(shift)
 
             say("features at the cutoff and production fits")
             features = customer_features(ingested, as_of=cutoff, unit=unit)

@@ -24,7 +24,12 @@ from clv_models.errors import ClvInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-PURCHASE_MODELS = ("bgnbd", "mbgnbd", "pnbd")  # the order ties are broken in: the simpler first
+PURCHASE_MODELS = ("bgnbd", "mbgnbd", "pnbd")
+# Holdout RMSEs within this share of the best are a tie; ties go to the model that lets a customer
+# without a repeat purchase be dead (MBG/NBD, then Pareto/NBD), BG/NBD last: its P(alive) = 1 for
+# every one-time buyer is a property of the model, not something the data said (decisions D31).
+RMSE_TIE = 0.001
+TIE_PREFERENCE = ("mbgnbd", "pnbd", "bgnbd")
 PENALTY_LADDER = (0.001, 0.01, 0.1)  # tried, in order, when a fit is not identified
 CRITERION = "holdout_purchases_rmse"
 
@@ -77,14 +82,13 @@ class PurchaseModelChoice:
     @property
     def reason(self) -> str:
         chosen = self.chosen
+        plain = [c for c in self.candidates if c is not chosen and (c.penalizer == self.candidates[0].penalizer)]
         others = ", ".join(
-            f"{c.model} (penalizer {c.penalizer:g}) {c.rmse:.4f}{'' if c.identified else ' not identified'}"
-            for c in self.candidates
-            if c is not chosen
+            f"{c.model} {c.rmse:.4f}{'' if c.identified else ' (not identified)'}" for c in plain if c.model != chosen.model
         )
         return (
-            f"purchase model {self.model} (penalizer {self.penalizer:g}): holdout purchases RMSE {chosen.rmse:.4f}"
-            + (f" against {others}" if others else "")
+            f"purchase model {self.model} (penalizer {self.penalizer:g}{'' if chosen.identified else ', not identified'}): "
+            f"holdout purchases RMSE {chosen.rmse:.4f}" + (f" against {others}" if others else "")
         )
 
     @property
@@ -161,28 +165,40 @@ def choose_purchase_model(split: pd.DataFrame, setting: str, penalizer: float) -
     for name in names:
         purchase_model_class(name)  # an unknown name is one line before any fit
     candidates: list[CandidateFit] = []
-    notes: list[str] = []
     for name in names:
         first = _judge(name, penalizer, split)
         candidates.append(first)
-        if first.identified:
-            continue
-        remedies = [_judge(name, p, split) for p in PENALTY_LADDER if p > penalizer]
-        candidates.extend(remedies)
-        if any(r.identified for r in remedies):
-            notes.append(f"{name} is not identified by the data ({_problem(first.diagnostic)}); penalised fits tried")
-        else:
-            notes.append(f"{name} is not identified by the data ({_problem(first.diagnostic)}), even penalised")
+        if not first.identified:
+            candidates.extend(_judge(name, p, split) for p in PENALTY_LADDER if p > penalizer)
     usable = [c for c in candidates if c.identified and math.isfinite(c.rmse)]
-    pool = usable or [c for c in candidates if math.isfinite(c.rmse)] or candidates
-    best = min(pool, key=lambda c: (c.rmse if math.isfinite(c.rmse) else math.inf, names.index(c.model), c.penalizer))
+    # Nothing identified: a penalty did not help either (it shrinks towards 0, another edge), so
+    # the plain maximum-likelihood fits compete.
+    pool = usable or [c for c in candidates if math.isfinite(c.rmse) and c.penalizer == penalizer] or candidates
+    best_rmse = min((c.rmse for c in pool if math.isfinite(c.rmse)), default=math.inf)
+    tied = [c for c in pool if math.isfinite(c.rmse) and c.rmse <= best_rmse * (1 + RMSE_TIE)] or pool
+    best = min(tied, key=lambda c: (TIE_PREFERENCE.index(c.model), c.penalizer))
+    notes = [_summary(candidates, names)] if any(not c.identified for c in candidates if c.penalizer == penalizer) else []
     if not usable:
-        notes.append(f"no candidate is identified: {best.model} used as the least bad; its P(alive) is not to be trusted")
+        notes.append(f"no purchase model is identified by these data: {best.model} (plain maximum likelihood) is used "
+                     "as the least bad; read its P(alive) with care")
     elif best.penalizer != penalizer:
         notes.append(f"{best.model} with penalizer {best.penalizer:g}, chosen on the holdout, is used")
     return PurchaseModelChoice(
         model=best.model, penalizer=best.penalizer, identified=best.identified, candidates=candidates, notes=notes
     )
+
+
+def _summary(candidates: list[CandidateFit], names: tuple[str, ...]) -> str:
+    """One sentence on the fits the data do not identify and what the penalties did."""
+    parts = []
+    for name in names:
+        plain = next(c for c in candidates if c.model == name)
+        if plain.identified:
+            continue
+        remedied = [c for c in candidates if c.model == name and c.identified]
+        after = f"identified with penalizer {remedied[0].penalizer:g}" if remedied else "not with a penalty either"
+        parts.append(f"{name} ({_problem(plain.diagnostic)}; {after})")
+    return "not identified by these data: " + "; ".join(parts)
 
 
 def _problem(diagnostic: str) -> str:
