@@ -7,7 +7,9 @@ window), never means less churn):
 
 * ``recency_rule``: ``days_since_last`` (days);
 * ``bgnbd_p_no_purchase``: ``bgnbd_p_no_purchase_w``, BG/NBD P(no purchase in the next
-  ``window_days``) from the stored BTYD feature models.
+  ``window_days``) from the stored BTYD feature models;
+* ``bgnbd_p_no_purchase_raw``: the same probability as the BG/NBD gives it, not recalibrated
+  (``fit`` only records the column).
 
 It has the attributes the scorer reads from a :class:`~clv_models.models.churn.ChurnClassifier`
 (``feature_names_``, ``categorical_features``, ``window_days``, ``predict_proba``), so it stands
@@ -25,7 +27,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 
-BASELINE_INPUTS = {"recency_rule": "days_since_last", "bgnbd_p_no_purchase": "bgnbd_p_no_purchase_w"}
+BASELINE_INPUTS = {
+    "recency_rule": "days_since_last",
+    "bgnbd_p_no_purchase": "bgnbd_p_no_purchase_w",
+    "bgnbd_p_no_purchase_raw": "bgnbd_p_no_purchase_w",
+}
+UNCALIBRATED = {"bgnbd_p_no_purchase_raw"}  # the model's own probability, used as it is
 
 
 class BaselineChurnModel(BaseEstimator):
@@ -55,13 +62,17 @@ class BaselineChurnModel(BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any) -> BaselineChurnModel:
         from sklearn.isotonic import IsotonicRegression
 
+        self.feature_names_ = [self._column()]
+        if self.kind in UNCALIBRATED:
+            self.isotonic_ = None
+            return self
         self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         self.isotonic_.fit(self._values(X), np.asarray(y, dtype=float))
-        self.feature_names_ = [self._column()]
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns P(stay), P(churn), as scikit-learn classifiers return them."""
-        check_is_fitted(self, "isotonic_")
-        churn = np.asarray(self.isotonic_.predict(self._values(X)), dtype=float)
+        check_is_fitted(self, "feature_names_")
+        values = self._values(X)
+        churn = np.clip(values, 0.0, 1.0) if self.isotonic_ is None else np.asarray(self.isotonic_.predict(values), float)
         return np.column_stack([1.0 - churn, churn])

@@ -152,7 +152,17 @@ def _ltv_evaluation(
     from clv_models.training.purchase_models import choose_purchase_model
 
     unit = settings.features.unit
-    calibration_end = cutoff - dt.timedelta(days=settings.ltv.holdout_days)
+    holdout_days, notes = settings.ltv.holdout_days, []
+    first = ingested.con.execute("SELECT min(order_ts) FROM orders").fetchall()[0][0]
+    span = (cutoff - first.date()).days if first is not None else 0
+    if span < 2 * holdout_days:
+        # A short history keeps at least half of itself for calibration (decisions D33).
+        holdout_days = max(SHORTEST_HOLDOUT_DAYS, span // 2)
+        notes.append(
+            f"the history ({span} days) is shorter than twice ltv.holdout_days ({settings.ltv.holdout_days}); "
+            f"the lifetime-value models are judged on the last {holdout_days} days instead"
+        )
+    calibration_end = cutoff - dt.timedelta(days=holdout_days)
     split = calibration_holdout(ingested, calibration_end=calibration_end, holdout_end=cutoff, unit=unit)
     if len(split) < 50:
         raise ClvInputError(
@@ -160,10 +170,12 @@ def _ltv_evaluation(
             "evaluate; lower ltv.holdout_days or train on a longer history"
         )
     choice = choose_purchase_model(split, settings.ltv.model, settings.ltv.penalizer)
+    choice.notes[:0] = notes
     purchases, gamma_gamma, _ = _fit_ltv(split, choice.model, choice.penalizer, settings.ltv.penalizer)
     files = write_ltv_report(work / "ltv", purchases=purchases, spend=gamma_gamma, split=split, orders=ingested)
     metrics = files.report.metrics()
-    run.log_params({"ltv": {**settings.ltv.model_dump(), "calibration_end": calibration_end.isoformat()}})
+    run.log_params({"ltv": {**settings.ltv.model_dump(), "calibration_end": calibration_end.isoformat(),
+                            "holdout_days_used": holdout_days}})  # fmt: skip
     run.log_params({"ltv_eval_purchases": purchases.params_, "ltv_eval_gamma_gamma": gamma_gamma.params_})
     run.log_params({"ltv_eval_purchase_model": choice.model, "ltv_eval_purchase_penalizer": choice.penalizer})
     for candidate in choice.candidates:
@@ -439,6 +451,7 @@ def _register_or_note(
         return result
 
 
+SHORTEST_HOLDOUT_DAYS = 28  # the LTV evaluation's holdout never shrinks below four weeks
 UNREGISTERED_DIR = "unregistered"
 SAVED_RUN_FILE = "run.json"
 SAVED_SCORER_DIR = "scorer"
