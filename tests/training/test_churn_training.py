@@ -97,3 +97,24 @@ def test_report_files(tracked: dict, tmp_path: Path) -> None:
     for key in ("reliability", "lift", "feature_importance", "contributions_summary"):
         assert written[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "report").glob("*.tmp*"))
+
+
+def test_the_shipped_score_is_recalibrated_on_the_latest_complete_window(tracked: dict) -> None:
+    """D37: the shipped classifier (or baseline) is recalibrated on the test snapshot. Platt
+    scaling and isotonic regression both reproduce the mean label of the data they are fitted on,
+    so the shipped score's mean on the test snapshot is its churn rate; the evaluated model (one
+    window older calibration) keeps its own ranking and booster."""
+    import numpy as np
+
+    from clv_models.features.churn import LABEL
+
+    result = tracked["result"]
+    test = result.dataset.test
+    shipped = result.shipped_model.predict_proba(test[result.dataset.features] if result.shipped == "model" else test)[:, 1]
+    assert shipped.mean() == pytest.approx(test[LABEL].mean(), abs=2e-3)  # Platt: C = 1e6, lbfgs tolerance
+    if result.shipped == "model":
+        evaluated = result.model.predict_proba(test[result.dataset.features])[:, 1]
+        assert np.array_equal(np.argsort(evaluated, kind="stable"), np.argsort(shipped, kind="stable")) or (
+            abs(np.corrcoef(evaluated, shipped)[0, 1] - 1) < 1e-9
+        )
+        assert result.shipped_model is not result.model

@@ -377,6 +377,14 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.calibrator_ = calibrator
         self.n_calibration_ = len(labels)
 
+    def recalibrate(self, X: pd.DataFrame, y: Any) -> ChurnClassifier:
+        """Refit only the calibration map on ``(X, y)`` (e.g. the latest complete outcome window);
+        the booster is unchanged, so the ranking is too. Returns self."""
+        check_is_fitted(self, "booster_")
+        labels = self._check_inputs(X, y, "recalibration set")
+        self._fit_calibrator(self.predict_raw(X), labels)
+        return self
+
     # -- predictions -----------------------------------------------------------------------
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
