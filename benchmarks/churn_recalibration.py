@@ -56,12 +56,15 @@ def run(name, source, columns, trials=5):
     print(table[["auc", "brier", "ece"]].round(4).to_string())
     sys.stdout.flush()
 
-if __name__ != "__main__":
-    raise SystemExit(0)
-from clv_models.datasets import online_retail_path, ONLINE_RETAIL_COLUMNS, load_cdnow_master, simulate_orders
-run("online_retail", str(online_retail_path()), ColumnMap.parse(ONLINE_RETAIL_COLUMNS))
-cd = load_cdnow_master(); work = Path(tempfile.mkdtemp(prefix="clv-recal-")); cd.to_parquet(work / "cdnow.parquet")
-run("cdnow", str(work / "cdnow.parquet"), ColumnMap.parse("customer_id=customer_id,order_ts=order_ts,amount=amount"))
-for prof, n in (("seasonal", 8000), ("retail", 8000)):
-    shop = simulate_orders(n, seed=5, profile=prof); p = str(work / f"{prof}.parquet"); shop.write(p)
-    run(prof, p, ColumnMap.parse(shop.columns))
+def main() -> None:
+    from clv_models.datasets import online_retail_path, ONLINE_RETAIL_COLUMNS, load_cdnow_master, simulate_orders
+    run("online_retail", str(online_retail_path()), ColumnMap.parse(ONLINE_RETAIL_COLUMNS))
+    cd = load_cdnow_master(); work = Path(tempfile.mkdtemp(prefix="clv-recal-")); cd.to_parquet(work / "cdnow.parquet")
+    run("cdnow", str(work / "cdnow.parquet"), ColumnMap.parse("customer_id=customer_id,order_ts=order_ts,amount=amount"))
+    for prof, n in (("seasonal", 8000), ("retail", 8000)):
+        shop = simulate_orders(n, seed=5, profile=prof); p = str(work / f"{prof}.parquet"); shop.write(p)
+        run(prof, p, ColumnMap.parse(shop.columns))
+
+
+if __name__ == "__main__":
+    main()
