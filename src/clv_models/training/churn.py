@@ -254,7 +254,9 @@ def _choose_shipped(result: ChurnTrainResult, baselines: Mapping[str, Any]) -> N
         result.shipped = "model"
         result.shipped_model = copy.deepcopy(result.model).recalibrate(test[result.dataset.features], test[LABEL])
         return
-    name = min(SHIPPABLE_BASELINES, key=lambda b: float(result.comparison.loc[b, "brier"]))
+    # Prefer a baseline that is itself not worse than the others on AUC, Brier and ECE.
+    clean = [b for b in SHIPPABLE_BASELINES if not result.not_worse(b)]
+    name = min(clean or SHIPPABLE_BASELINES, key=lambda b: float(result.comparison.loc[b, "brier"]))
     result.shipped = name
     result.shipped_model = copy.deepcopy(baselines[name]).fit(test, test[LABEL])
 
