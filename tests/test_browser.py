@@ -1,8 +1,9 @@
 """The MLflow UI in a real browser: two small `clv train` runs (differing in `ltv.holdout_days`) into a
 temporary store, `mlflow server` on 127.0.0.1 with one worker, the runs found through the REST API, then
 Playwright driving headless Chromium (Debian's `chromium`, installed by `.ci/run`; Playwright's own browser
-downloads are never used) on the run-comparison page. There the test checks the heading, both run ids and
-run names under "Run details", that "Parameters" on "Show diff only" lists just `ltv.holdout_days`, and,
+downloads are never used): the experiment's runs tab, where `clv ui` opens, lists both runs; then on the
+run-comparison page the test checks the heading, both run ids and run names under "Run details", that
+"Parameters" on "Show diff only" lists just `ltv.holdout_days`, and,
 wheeling the virtualised "Metrics" grid from top to bottom like a user, that it renders every documented
 metric name (and exactly the runs' metrics). With the grid scrolled to the holdout metrics, each of
 `holdout_clv_gini` and `holdout_purchases_mae` must sit level with its two REST values; that view is the
@@ -126,6 +127,14 @@ def test_mlflow_ui_shows_the_runs_and_metrics(online_retail_path: Path, tmp_path
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
             page.set_default_timeout(60_000)
+            # Where `clv ui` opens: the experiment's runs tab ("Training runs") links both runs.
+            from clv_models.cli import ui_runs_url
+
+            page.goto(ui_runs_url(base, runs[0].experiment_id))
+            expect(page.get_by_role("heading", name="Training runs")).to_be_visible(timeout=60_000)
+            for run_id in ids:
+                expect(page.locator(f'a[href*="/runs/{run_id}"]').first).to_be_visible(timeout=60_000)
+
             page.goto(compare)
             heading = page.get_by_role("heading", name=f"Comparing {len(ids)} Runs")
             try:

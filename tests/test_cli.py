@@ -96,7 +96,7 @@ def test_bad_flags_and_config(lines_csv: Path, tmp_path: Path) -> None:
     assert_user_error(
         clv("validate", "--orders", str(lines_csv), "--columns", ONLINE_RETAIL_COLUMNS,
             "--as-of", "2024-13-01", cwd=tmp_path),
-        2, "config error at 'features.as_of'",
+        2, "--as-of '2024-13-01' is not a day of the calendar (month must be in 1..12)",
     )
     (tmp_path / "bad.toml").write_text("[orders\npath = 1")
     assert_user_error(clv("config", "show", "--config", "bad.toml", cwd=tmp_path), 2, "bad.toml: invalid TOML")
@@ -104,6 +104,28 @@ def test_bad_flags_and_config(lines_csv: Path, tmp_path: Path) -> None:
         clv("config", "show", "--set", "validation.max_bad_share=2", cwd=tmp_path),
         2, "config error at 'validation.max_bad_share'",
     )
+
+
+def test_messages_that_fix_the_mistake(lines_csv: Path, tmp_path: Path) -> None:
+    """A newcomer's typos: the unknown key gets the closest valid one, a date in another format its ISO day."""
+    cases = {
+        ("config", "show", "--set", "churn.trials=5"):
+            "error: config error at 'churn.trials': unknown key 'trials' in [churn]; did you mean churn.n_trials?",
+        ("validate", "--orders", str(lines_csv), "--as-of", "03/31/2019"):
+            "error: --as-of '03/31/2019' is not a date in the form YYYY-MM-DD; did you mean --as-of 2019-03-31 "
+            "(month/day/year)?",
+        ("features", "--out", "f.parquet", "--orders", str(lines_csv), "--as-of", "2019-03-31",
+         "--holdout-end", "31/12/2019"):
+            "error: --holdout-end '31/12/2019' is not a date in the form YYYY-MM-DD; did you mean "
+            "--holdout-end 2019-12-31 (day/month/year)?",
+        ("config", "show", "--set", "features.as_of=03/31/2019"):
+            "error: config error at 'features.as_of': '03/31/2019' is not a date in the form YYYY-MM-DD; "
+            "did you mean 2019-03-31 (month/day/year)?",
+    }  # fmt: skip
+    for args, line in cases.items():
+        result = clv(*args, cwd=tmp_path)
+        assert_user_error(result, 2)
+        assert result.stderr.strip() == line
 
 
 def test_too_many_malformed_rows(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clv_models.config import ColumnMap, load_settings
+from clv_models.config import ColumnMap, load_settings, parse_date_flag
 from clv_models.errors import ClvInputError
 
 
@@ -84,3 +84,82 @@ def test_decision_settings_are_checked() -> None:
         load_settings(None, ["segments.k_min=6", "segments.k_max=5"])
     with pytest.raises(ClvInputError, match="segment 'champions' is not one of"):
         load_settings(None, ['actions.rules=[{segment = "champions", action = "x"}]'])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("churn.trials=5",
+         "config error at 'churn.trials': unknown key 'trials' in [churn]; did you mean churn.n_trials?"),
+        ("chrun.n_trials=5", "config error at 'chrun': unknown section 'chrun'; did you mean churn?"),
+        ("features.n_trials=5",
+         "config error at 'features.n_trials': unknown key 'n_trials' in [features]; did you mean churn.n_trials?"),
+        ("orders.columns.custmer_id=C", "config error at 'orders.columns.custmer_id': unknown key 'custmer_id' in "
+         "[orders.columns]; did you mean orders.columns.customer_id?"),
+        ('actions.rules=[{segmnt = "core", action = "x"}]', "config error at 'actions.rules.0.segmnt': unknown key "
+         "'segmnt' in [actions.rules.0]; did you mean actions.rules.0.segment?"),
+        ("tiers.cutoff=3", "config error at 'tiers.cutoff': unknown key 'cutoff' in [tiers]; valid keys: high_share, "
+         "medium_share, high_threshold, medium_threshold"),
+    ],
+)  # fmt: skip
+def test_unknown_keys_name_the_closest_valid_key(override: str, message: str) -> None:
+    with pytest.raises(ClvInputError) as caught:
+        load_settings(None, [override])
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("features.as_of=03/31/2019",
+         "'03/31/2019' is not a date in the form YYYY-MM-DD; did you mean 2019-03-31 (month/day/year)?"),
+        ("features.as_of=31.03.2019",
+         "'31.03.2019' is not a date in the form YYYY-MM-DD; did you mean 2019-03-31 (day.month.year)?"),
+        ('features.as_of="31 Mar 2019"',
+         "'31 Mar 2019' is not a date in the form YYYY-MM-DD; did you mean 2019-03-31 (day month year)?"),
+        ("features.as_of=2019-3-31",
+         "'2019-3-31' is not a date in the form YYYY-MM-DD; did you mean 2019-03-31 (year-month-day)?"),
+        ("features.as_of=20190331",  # a TOML integer
+         "'20190331' is not a date in the form YYYY-MM-DD; did you mean 2019-03-31 (YYYYMMDD)?"),
+        ("features.as_of=03/04/2019", "'03/04/2019' is not a date in the form YYYY-MM-DD and reads 2 ways: "
+         "2019-03-04 (month/day/year) or 2019-04-03 (day/month/year); write the one you mean"),
+        ("features.as_of=2024-02-30",
+         "'2024-02-30' is not a day of the calendar (day is out of range for month); "
+         "write a real day, e.g. 2019-03-31"),
+        ("features.as_of=2019-03-31T10:00:00",  # a TOML date-time
+         "'2019-03-31T10:00:00' is a time, not a day (a date means the end of that day); write 2019-03-31"),
+        ("features.as_of=yesterday", "'yesterday' is not a date; write it as YYYY-MM-DD, e.g. 2019-03-31"),
+    ],
+)  # fmt: skip
+def test_bad_dates_say_the_format_and_the_iso_day(override: str, message: str) -> None:
+    with pytest.raises(ClvInputError) as caught:
+        load_settings(None, [override])
+    assert str(caught.value) == f"config error at 'features.as_of': {message}"
+
+
+def test_toml_mistakes_name_the_file_the_key_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "run.toml").write_text('[churn]\ntrials = 5\n')
+    with pytest.raises(ClvInputError) as caught:
+        load_settings(tmp_path / "run.toml")
+    assert str(caught.value) == (
+        f"{tmp_path / 'run.toml'}: config error at 'churn.trials': unknown key 'trials' in [churn]; "
+        "did you mean churn.n_trials?"
+    )
+    (tmp_path / "run.toml").write_text('[features]\nholdout_end = "31/12/2019"\nunit = "M"\n')
+    with pytest.raises(ClvInputError) as caught:
+        load_settings(tmp_path / "run.toml")
+    assert str(caught.value) == (
+        f"{tmp_path / 'run.toml'}: config error at 'features.unit': Input should be 'D' or 'W' (1 of 2 errors)"
+    )
+    (tmp_path / "run.toml").write_text('[features]\nholdout_end = "31/12/2019"\n')
+    with pytest.raises(ClvInputError, match=r"holdout_end': '31/12/2019' is not a date in the form YYYY-MM-DD; "
+                       r"did you mean 2019-12-31 \(day/month/year\)\?$"):  # fmt: skip
+        load_settings(tmp_path / "run.toml")
+
+
+def test_date_flags_take_iso_days_only() -> None:
+    assert str(parse_date_flag(" 2019-03-31", "--as-of")) == "2019-03-31"
+    assert parse_date_flag(None, "--as-of") is None
+    for value in ("1553990400", "20190331", "2019-W13-7"):  # a Unix time, ISO forms without dashes
+        with pytest.raises(ClvInputError, match=f"^--as-of '{value}' is not a date"):
+            parse_date_flag(value, "--as-of")

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clv_models.config import ColumnMap, Settings, load_settings, settings_to_toml
+from clv_models.config import ColumnMap, Settings, load_settings, parse_date_flag, settings_to_toml
 from clv_models.errors import ClvError, ClvInputError, environment_error
 
 TRACKING_NOT_LOGGED = 5  # the product is written (scores, a trained scorer); its run is saved, not logged
@@ -53,7 +53,8 @@ OrdersOpt = Annotated[
     Optional[str],
     typer.Option(
         "--orders",
-        help="Orders source: CSV, Parquet, DuckDB or SQLite file, or a SQLAlchemy URL.",
+        help="Orders source: CSV, Parquet, DuckDB or SQLite file, a glob ('exports/*.csv') or directory of CSV or "
+        "Parquet files (Hive partitions too), or a SQLAlchemy URL.",
     ),
 ]
 ColumnsOpt = Annotated[
@@ -79,6 +80,14 @@ TsFormatOpt = Annotated[
 QuarantineOpt = Annotated[
     Optional[str],
     typer.Option("--quarantine", help="Quarantine Parquet path ('{source}' = source file stem)."),
+]
+PeriodUnitOpt = Annotated[
+    Optional[str],
+    typer.Option("--period-unit", help="order_ts holds day or week numbers (1, 2, …): day or week."),
+]
+PeriodOriginOpt = Annotated[
+    Optional[str],
+    typer.Option("--period-origin", help="Date of period 1 (YYYY-MM-DD): period n = origin + (n - 1) units."),
 ]
 
 
@@ -134,16 +143,20 @@ def _source_flags(
     encoding: str | None,
     timestamp_format: str | None,
     quarantine: str | None,
+    period_unit: str | None = None,
+    period_origin: str | None = None,
 ) -> dict[str, Any]:
     return {
         "orders.path": orders,
-        "features.as_of": as_of,
+        "features.as_of": parse_date_flag(as_of, "--as-of"),
         "orders.table": table,
         "orders.query": query,
         "orders.delimiter": delimiter,
         "orders.encoding": encoding,
         "orders.timestamp_format": timestamp_format,
         "validation.quarantine": quarantine,
+        "orders.period_unit": period_unit,
+        "orders.period_origin": parse_date_flag(period_origin, "--period-origin"),
     }
 
 
@@ -171,9 +184,13 @@ def _ingest(settings: Settings, cutoff: dt.date | None) -> Any:
 
 
 def _print_quality(report: Any) -> None:
+    from rich.markup import escape
+
     from clv_models.data.quality import MALFORMED_REASONS, REASON_DESCRIPTIONS
 
-    out.print(f"[bold]Data quality[/bold]  {report.source}")
+    files = getattr(report, "source_files", None) or 0
+    shown = escape(str(report.source)) + (f" ({files:,} files)" if files > 1 else "")  # a glob may hold [ ]
+    out.print(f"[bold]Data quality[/bold]  {shown}")
     out.print(f"  rows read {report.rows_read:,}  ·  orders kept {report.orders:,}  ·  customers {report.customers:,}")
     if report.first_order_ts is not None:
         out.print(f"  orders from {report.first_order_ts} to {report.last_order_ts}")
@@ -183,6 +200,8 @@ def _print_quality(report: Any) -> None:
     )
     if report.timestamp_format:
         out.print(f"  timestamp format {report.timestamp_format!r}", markup=False)
+    for line in [report.dropped_line(), *report.notes()]:
+        out.print(f"  {line}", markup=False, highlight=False)
     table = Table(title="Quarantined rows by reason", title_justify="left")
     table.add_column("reason")
     table.add_column("rows", justify="right")
@@ -248,6 +267,8 @@ def validate(
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     timestamp_format: TsFormatOpt = None,
+    period_unit: PeriodUnitOpt = None,
+    period_origin: PeriodOriginOpt = None,
     max_bad_share: Annotated[
         Optional[float], typer.Option("--max-bad-share", help="Fail above this share of malformed rows (0-1).")
     ] = None,
@@ -261,7 +282,8 @@ def validate(
             config,
             set_,
             columns,
-            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
+            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
+                            period_unit, period_origin),
             **{"validation.max_bad_share": max_bad_share},
         )
         with _ingest(settings, settings.features.as_of) as result:
@@ -290,6 +312,8 @@ def features(
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     timestamp_format: TsFormatOpt = None,
+    period_unit: PeriodUnitOpt = None,
+    period_origin: PeriodOriginOpt = None,
     engine: EngineOpt = None,
     master: MasterOpt = None,
 ) -> None:
@@ -306,8 +330,10 @@ def features(
             config,
             set_,
             columns,
-            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
-            **{"features.unit": unit, "features.holdout_end": holdout_end, "spark.master": master},
+            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
+                            period_unit, period_origin),
+            **{"features.unit": unit, "features.holdout_end": parse_date_flag(holdout_end, "--holdout-end"),
+               "spark.master": master},  # fmt: skip
         )
         chosen = settings.features
         if engine not in (None, "embedded", "spark"):
@@ -400,12 +426,24 @@ def _print_churn_comparison(metrics: dict[str, float]) -> None:
     out.print(table)
 
 
+def _data_notes() -> Any:
+    """While training or scoring: one line on what ingestion read, kept and set aside (customers
+    with no usable purchase by reason included), and any note the quality report carries."""
+    from clv_models.data.quality import report_listener
+
+    def show(report: Any) -> None:
+        for line in [report.headline(), report.dropped_line(), *report.notes()]:
+            out.print(f"data: {line}", markup=False, highlight=False)
+
+    return report_listener(show)
+
+
 def _run_training(settings: Settings, config: Path | None, force: bool) -> Any:
     from clv_models.training.pipeline import train
 
     _quiet_optuna()
     status = err.status("training")
-    with status:
+    with status, _data_notes():
         return train(settings, config_path=config, force=force, progress=lambda m: status.update(m))
 
 
@@ -422,6 +460,8 @@ def train(
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     timestamp_format: TsFormatOpt = None,
+    period_unit: PeriodUnitOpt = None,
+    period_origin: PeriodOriginOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Make the new model the champion even if the gate or comparison fails.")
     ] = False,
@@ -432,7 +472,8 @@ def train(
             config,
             set_,
             columns,
-            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
+            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
+                            period_unit, period_origin),
         )
         result = _run_training(settings, config, force)
         _print_train(result)
@@ -474,13 +515,13 @@ def _run_scoring(settings: Settings, model: str | None, out_path: Path | None) -
     if settings.scoring.engine == "spark":
         from clv_models.scoring.spark_job import score_spark
 
-        with err.status(f"scoring on Spark ({settings.spark.master or 'spark-submit master'})"):
+        with err.status(f"scoring on Spark ({settings.spark.master or 'spark-submit master'})"), _data_notes():
             return score_spark(settings, model_uri=model, out=out_path)
 
     with Progress(
         TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(),
         console=err, transient=True,
-    ) as bar:  # fmt: skip
+    ) as bar, _data_notes():  # fmt: skip
         task = bar.add_task("score", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -526,6 +567,8 @@ def score(
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     timestamp_format: TsFormatOpt = None,
+    period_unit: PeriodUnitOpt = None,
+    period_origin: PeriodOriginOpt = None,
     engine: EngineOpt = None,
     master: MasterOpt = None,
     accept_missing: Annotated[
@@ -543,7 +586,8 @@ def score(
             config,
             set_,
             columns,
-            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine),
+            **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
+                            period_unit, period_origin),
             **{"scoring.engine": engine, "spark.master": master, "scoring.accept_missing_columns": accept_missing},
         )
         result = _run_scoring(settings, model, out_path)
@@ -623,27 +667,173 @@ def report(
         out.print(f"report written to {target}", markup=False)
 
 
+def _ui_group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (a zombie waiting for its reaper counts as gone)."""
+    import os
+
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rpartition(")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue  # ended while we looked
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
+
+
+def _ui_stop(server: Any, grace: float = 10.0) -> None:
+    """Stop the server's whole process group (MLflow, uvicorn or gunicorn, job runners): SIGTERM to
+    every member, again each second (a job runner may still start a worker while it stops), then
+    SIGKILL to whatever still runs after ``grace`` seconds. SIGTERM, not SIGINT: uvicorn takes a
+    second SIGINT (the one MLflow forwards) as an order to quit at once, with tracebacks."""
+    import os
+    import signal
+    import time
+
+    def send(sig: int) -> None:
+        try:
+            os.killpg(server.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        send(signal.SIGTERM)
+        for _ in range(10):
+            if server.poll() is not None and not _ui_group_alive(server.pid):
+                return
+            time.sleep(0.1)
+    send(signal.SIGKILL)
+    server.wait()
+
+
+def ui_runs_url(base: str, experiment_id: str) -> str:
+    """The MLflow UI page listing an experiment's runs. MLflow 3 sends ``#/experiments/<id>`` to its
+    GenAI overview (even with runs and no traces); the ``runs`` tab is the "Training runs" table."""
+    return f"{base}/#/experiments/{experiment_id}/runs"
+
+
+def _ui_announce(base: str, experiment: str, server: Any, browser: bool) -> None:
+    """Once the server answers on /health: print the runs page of ``experiment`` and open it in a
+    browser if asked."""
+    import json
+    import time
+    import urllib.parse
+    import urllib.request
+    import webbrowser
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an HTTP proxy
+    deadline = time.monotonic() + 180
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            with direct.open(f"{base}/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        return
+    lookup = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={urllib.parse.quote(experiment)}"
+    try:
+        with direct.open(lookup, timeout=30) as response:
+            found = json.load(response)["experiment"]
+    except (OSError, ValueError, KeyError):  # 404: no such experiment yet
+        found = None
+    if found is not None and found.get("lifecycle_stage", "active") == "active":
+        url = ui_runs_url(base, found["experiment_id"])
+        out.print(f"MLflow UI ready, runs of {experiment!r}: {url}", markup=False)
+    else:
+        url = f"{base}/"
+        out.print(f"MLflow UI ready: {url} (no experiment {experiment!r} in this store yet: clv train makes it)",
+                  markup=False)  # fmt: skip
+    if browser:
+        webbrowser.open(url)
+
+
+def _ui_desktop() -> bool:
+    """Open a browser by default only from a terminal where a window can appear (macOS, Windows, an
+    X or Wayland display, or $BROWSER set): never a text browser taking over the terminal, never in a job."""
+    import os
+
+    if not sys.stdout.isatty():
+        return False
+    return bool(os.environ.get("BROWSER") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or (
+        sys.platform in ("darwin", "win32")
+    )
+
+
 @app.command()
 def ui(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    browser: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--browser/--no-browser",
+            help="Open the runs page in a web browser once the server answers (default: from a terminal with a "
+            "desktop).",
+        ),
+    ] = None,
 ) -> None:
-    """Start the MLflow UI on 127.0.0.1 on the project's tracking store."""
+    """Start the MLflow UI on 127.0.0.1 on the project's tracking store, opened on the runs of the
+    training experiment. Ctrl-C, SIGTERM or SIGHUP stop the server and every process it started."""
+    import os
+    import signal
+    import socket
     import subprocess
+    import threading
+    import time
 
     from clv_models.tracking.mlflow_tracking import tracking_uri
 
     with _user_errors():
         settings = _build_settings(config, set_)
-        uri = settings.tracking.uri or tracking_uri(settings.tracking.root)
-        out.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)", markup=False)
+        tracking = settings.tracking
+        uri = tracking.uri or tracking_uri(tracking.root)
+        with socket.socket() as probe:  # as the server binds: a closed connection's TIME_WAIT does not count
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise ClvInputError(f"--port {port}: 127.0.0.1:{port} is in use; pass a free --port") from None
+        base = f"http://127.0.0.1:{port}"
+        out.print(f"starting the MLflow UI for {uri} on {base} (Ctrl-C stops it)", markup=False)
         command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                    "--port", str(port), "--workers", "1"]  # fmt: skip
-        try:
-            raise typer.Exit(subprocess.call(command))
-        except KeyboardInterrupt:
-            raise typer.Exit(0) from None
+        # No GenAI job runners (eight more processes, seconds of start-up) unless the environment asks.
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+
+    received: list[int] = []
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in stop_signals}
+    server = None
+    try:
+        # Its own session and process group: a terminal's Ctrl-C reaches only `clv ui`, and whatever
+        # stops `clv ui` stops every server process through the group (_ui_stop).
+        server = subprocess.Popen(command, env=env, start_new_session=True)
+        threading.Thread(
+            target=_ui_announce,
+            args=(base, tracking.train_experiment, server, _ui_desktop() if browser is None else browser),
+            daemon=True,
+        ).start()
+        while not received and server.poll() is None:
+            time.sleep(0.2)
+    finally:
+        if server is not None:
+            _ui_stop(server)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        out.print("MLflow UI stopped", markup=False)
+        raise typer.Exit(0)
+    raise typer.Exit(server.returncode if server is not None else 1)
 
 
 @app.command()

@@ -7,7 +7,10 @@ section.key=value`` overrides, then dedicated CLI flags (``--orders``, ``--colum
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,7 +91,8 @@ class SourceSettings(_Frozen):
 
     path: str | None = Field(
         None,
-        description="File path (CSV, Parquet, DuckDB, SQLite) or a SQLAlchemy URL (postgresql://…).",
+        description="File path (CSV, Parquet, DuckDB, SQLite), a glob ('exports/*.csv') or directory of CSV or "
+        "Parquet files (Hive partitions such as year=2024/month=01/ become columns), or a SQLAlchemy URL.",
     )
     format: Literal["auto", "csv", "parquet", "duckdb", "sql"] = "auto"
     table: str | None = Field(None, description="Table to read from a database source.")
@@ -98,7 +102,25 @@ class SourceSettings(_Frozen):
     timestamp_format: str | None = Field(
         None, description="strptime format of order_ts text (e.g. '%m/%d/%Y %H:%M'); ISO when unset."
     )
+    period_unit: Literal["day", "week"] | None = Field(
+        None,
+        description="order_ts holds whole period numbers (1, 2, …) counted in this unit; needs period_origin.",
+    )
+    period_origin: dt.date | None = Field(
+        None,
+        description="The date of period 1: period n is period_origin + (n - 1) days or weeks.",
+    )
     columns: ColumnMap = ColumnMap()
+
+    @model_validator(mode="after")
+    def _periods_need_an_origin(self) -> SourceSettings:
+        if self.period_unit is not None and self.period_origin is None:
+            raise ValueError("period_unit needs period_origin, the date of period 1 (e.g. 2024-01-01)")
+        if self.period_origin is not None and self.period_unit is None:
+            raise ValueError("period_origin needs period_unit (day or week)")
+        if self.period_unit is not None and self.timestamp_format is not None:
+            raise ValueError("period_unit and timestamp_format exclude each other: order_ts is either numbers or text")
+        return self
 
 
 class ValidationSettings(_Frozen):
@@ -112,10 +134,23 @@ class ValidationSettings(_Frozen):
     )
     quarantine: str | None = Field(
         "quarantine/{source}.parquet",
-        description="Quarantine Parquet path written by the CLI; '{source}' is the source file's stem.",
+        description="Quarantine Parquet path written by the CLI; '{source}' is the source file's stem (a "
+        "directory's name, or a glob's fixed part).",
     )
     drop_duplicate_lines: bool = Field(
         True, description="Quarantine exact repeats of a line within one order (needs order_id)."
+    )
+    duplicate_rows: Literal["keep", "drop"] = Field(
+        "keep",
+        description="Without an order id, exact repeats of a row (every column equal) are counted and reported; "
+        "'keep' makes each one an order (two equal purchases on a day, as lifetimes counts them), 'drop' "
+        "quarantines the repeats as duplicate_row.",
+    )
+    zero_amount: Literal["quarantine", "purchase"] = Field(
+        "quarantine",
+        description="Orders whose lines sum to exactly 0: 'quarantine' (non_positive_order; not a purchase) or "
+        "'purchase' (a purchase worth 0, as lifetimes and the BTYD literature count CDNOW's $0 rows; for validate "
+        "and features: train and score do not support it yet).",
     )
 
 
@@ -512,6 +547,146 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+ISO_DATE_EXAMPLE = "2019-03-31"
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE_AND_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d")
+# Other common ways of writing a day, with how each reads it. A value that only one of them reads
+# (or that all read as the same day) is told that day's ISO form; one read two ways is told both.
+_OTHER_DATE_FORMATS = (
+    ("%Y-%m-%d", "year-month-day"),  # 2019-3-31: unpadded
+    ("%Y/%m/%d", "year/month/day"),
+    ("%Y.%m.%d", "year.month.day"),
+    ("%Y%m%d", "YYYYMMDD"),
+    ("%m/%d/%Y", "month/day/year"),
+    ("%d/%m/%Y", "day/month/year"),
+    ("%m-%d-%Y", "month-day-year"),
+    ("%d-%m-%Y", "day-month-year"),
+    ("%d.%m.%Y", "day.month.year"),
+    ("%m/%d/%y", "month/day/year"),
+    ("%d/%m/%y", "day/month/year"),
+    ("%d %b %Y", "day month year"),
+    ("%d %B %Y", "day month year"),
+    ("%b %d %Y", "month day year"),
+    ("%B %d %Y", "month day year"),
+    ("%b %d, %Y", "month day, year"),
+    ("%B %d, %Y", "month day, year"),
+    ("%d-%b-%Y", "day-month-year"),
+    ("%d-%b-%y", "day-month-year"),
+)
+_DATE_ERRORS = {"date_type", "date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"}
+
+
+def _readings(text: str) -> dict[dt.date, str]:
+    """The days ``text`` means in the common formats above (first reading's name per day)."""
+    days: dict[dt.date, str] = {}
+    for fmt, name in _OTHER_DATE_FORMATS:
+        if fmt == "%Y%m%d" and not re.fullmatch(r"\d{8}", text):
+            continue  # strptime would read 2019111 as Nov 1 or Jan 11 without saying
+        try:
+            days.setdefault(dt.datetime.strptime(text, fmt).date(), name)
+        except ValueError:
+            pass
+    return days
+
+
+def bad_date_message(value: Any, flag: str = "") -> str:
+    """One line saying why ``value`` is not a date setting and what to write instead: the format
+    YYYY-MM-DD and, when the value reads as a day in another common format, that day in ISO form.
+    ``flag`` (e.g. ``"--as-of "``) is put before the value and before every suggested fix."""
+    example = f"write it as {flag}YYYY-MM-DD, e.g. {flag}{ISO_DATE_EXAMPLE}"
+    if isinstance(value, dt.datetime):
+        shown = f"{flag}{value.isoformat()!r}"
+        return f"{shown} is a time, not a day (a date means the end of that day); write {flag}{value.date()}"
+    text = str(value).strip()
+    shown = f"{flag}{text!r}"
+    if _ISO_DATE.fullmatch(text):
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError as exc:
+            return f"{shown} is not a day of the calendar ({exc}); write a real day, e.g. {flag}{ISO_DATE_EXAMPLE}"
+    moment = _ISO_DATE_AND_TIME.match(text)
+    if moment:
+        try:
+            day = dt.date.fromisoformat(moment.group(1))
+        except ValueError:
+            pass
+        else:
+            return f"{shown} is a time, not a day (a date means the end of that day); write {flag}{day}"
+    days = _readings(text)
+    if len(days) == 1:
+        day, name = next(iter(days.items()))
+        return f"{shown} is not a date in the form YYYY-MM-DD; did you mean {flag}{day} ({name})?"
+    if len(days) > 1:
+        ways = " or ".join(f"{flag}{day} ({name})" for day, name in days.items())
+        return (
+            f"{shown} is not a date in the form YYYY-MM-DD and reads {len(days)} ways: {ways}; write the one you mean"
+        )
+    return f"{shown} is not a date; {example}"
+
+
+def parse_date_flag(value: str | None, flag: str) -> dt.date | None:
+    """A command-line date (``--as-of``): exactly YYYY-MM-DD, else the one-line error of
+    :func:`bad_date_message` naming the flag."""
+    if value is None:
+        return None
+    text = value.strip()
+    if _ISO_DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ClvInputError(bad_date_message(value, flag=f"{flag} "))
+
+
+def _model_under(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model that holds the last key of ``loc`` (``Settings`` for a section name)."""
+
+    def model_in(annotation: Any) -> type[BaseModel] | None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        return next(filter(None, map(model_in, typing.get_args(annotation))), None)
+
+    model: type[BaseModel] | None = Settings
+    for key in loc[:-1]:
+        if isinstance(key, int):  # an item of a list of models, e.g. actions.rules.0
+            continue
+        field = model.model_fields.get(key) if model else None
+        model = model_in(field.annotation) if field else None
+    return model
+
+
+def _unknown_key_message(loc: tuple[Any, ...]) -> str:
+    """Which key is unknown and the closest valid one, else the section's valid keys."""
+    key = str(loc[-1])
+    parents = [str(p) for p in loc[:-1]]
+    model = _model_under(loc)
+    if model is None:
+        return "unknown key"
+    known = list(model.model_fields)
+    if not parents:
+        what, valid = f"unknown section '{key}'", "sections"
+    else:
+        what, valid = f"unknown key '{key}' in [{'.'.join(parents)}]", "valid keys"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"{what}; did you mean {'.'.join([*parents, close[0]])}?"
+    if len(parents) == 1:  # the right key in the wrong section, e.g. features.n_trials
+        sections = {name: _model_under((name, key)) for name in Settings.model_fields}
+        elsewhere = [name for name, section in sections.items() if section and key in section.model_fields]
+        if elsewhere:
+            return f"{what}; did you mean {elsewhere[0]}.{key}?"
+    return f"{what}; {valid}: {', '.join(known)}"
+
+
+def _explain(error: Any) -> str:
+    """A pydantic error as the fix a user needs: unknown keys and dates get their own words."""
+    if error["type"] == "extra_forbidden":
+        return _unknown_key_message(tuple(error["loc"]))
+    if error["type"] in _DATE_ERRORS:
+        return bad_date_message(error["input"])
+    return error["msg"]
+
+
 def load_settings(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -539,9 +714,8 @@ def load_settings(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         source = f"{path}: " if path else ""
-        raise ClvInputError(
-            f"{source}config error at '{where}': {first['msg']} ({exc.error_count()} error(s) in total)"
-        ) from None
+        more = f" (1 of {exc.error_count()} errors)" if exc.error_count() > 1 else ""
+        raise ClvInputError(f"{source}config error at '{where}': {_explain(first)}{more}") from None
 
 
 def settings_to_toml(settings: Settings) -> str:

@@ -6,17 +6,26 @@ Policy (DESIGN.md §4, docs/decisions.md):
    ``missing_customer_id`` (guest checkout: reported, never fails the run), ``bad_timestamp``,
    ``bad_amount`` (missing, not finite, or |amount| ≥ 1e15), ``missing_order_id`` (an order id
    column is mapped but empty), ``after_cutoff`` (after the end of the ``as_of`` day) and
-   ``duplicate_line`` (an exact repeat of an earlier line, every source column equal; only when
-   an order id is mapped, since without one each row is its own order and two equal rows are two
-   purchases, as in CDNOW).
+   ``duplicate_line`` (an exact repeat of an earlier line, every source column equal, when an
+   order id is mapped). Without an order id each row is its own order and two equal rows may be
+   two purchases (CDNOW has 255): such repeats are counted (``QualityReport.duplicate_rows``) and
+   ``validation.duplicate_rows`` keeps them (default) or quarantines them as ``duplicate_row``.
 2. The remaining lines of one ``(customer_id, order_id)`` are summed into one order at the
    earliest line's timestamp; without an order id each line is one order.
 3. Returns: an order whose net amount is negative (a credit note such as Online Retail's ``C``
    invoices, or a return line) is netted into the customer's value: its amount is subtracted
    from the same customer's latest purchase at or before it. A credit with no earlier purchase
    is quarantined as ``return_without_purchase``.
-4. An order whose net amount is ≤ 0 (zero-priced, or returned in full) is not a purchase: it is
-   quarantined as ``non_positive_order``.
+4. An order whose net amount is ≤ 0 (returned in full, or zero-priced) is not a purchase: it is
+   quarantined as ``non_positive_order``; except that with ``validation.zero_amount = "purchase"``
+   an order whose lines sum to exactly 0 (and that nothing was returned from) is a purchase worth 0,
+   as lifetimes counts CDNOW's $0 rows.
+5. Customers (ids in the source) left with no purchase are counted per reason
+   (``QualityReport.customers_dropped``) and named on their quarantined rows (``customer_dropped``).
+
+``order_ts`` may hold whole period numbers (``orders.period_unit`` = day or week): period n is
+``orders.period_origin + (n − 1)`` days or weeks, so period 1 is the origin itself. Without that
+setting a column of whole numbers stops the run with a one-line error that suggests it.
 
 Amounts are aggregated as DECIMAL(38, 9): exact sums, so the result does not depend on the order
 in which DuckDB's threads add them (byte-identical reruns).
@@ -36,7 +45,7 @@ import duckdb
 
 from clv_models.config import ColumnMap, SourceSettings, ValidationSettings
 from clv_models.data.io import write_relation_atomic
-from clv_models.data.quality import MALFORMED_REASONS, QualityReport
+from clv_models.data.quality import DROPPED_DESCRIPTIONS, MALFORMED_REASONS, QualityReport, announce
 from clv_models.data.sources import (
     RAW_VIEW,
     ROW_COLUMN,
@@ -74,6 +83,13 @@ CANDIDATE_TIMESTAMP_FORMATS = (
 )
 
 Progress = Callable[[str], None]
+
+# Whole period numbers (day or week counts, up to 5 digits; "12.0" from float exports included).
+PERIOD_PATTERN = "^-?[0-9]{1,5}([.]0+)?$"
+PERIOD_DAYS = {"day": 1, "week": 7}
+_INTEGER_TYPES = ("BIGINT", "INTEGER", "HUGEINT", "UBIGINT", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT")
+# Row-level reasons that come before duplicate detection (a repeat of such a row is not counted).
+_BEFORE_DUPLICATES = ("missing_customer_id", "bad_timestamp", "bad_amount", "missing_order_id", "after_cutoff")
 
 
 @dataclass
@@ -159,8 +175,27 @@ def _customer_id_expr(column: str, dtype: str) -> str:
     return f"NULLIF({whole}, '')"
 
 
-def _timestamp_expr(column: str, dtype: str, fmt: str | None) -> str:
+def _period_number_expr(column: str) -> str:
+    text = f"trim(CAST({quote_ident(column)} AS VARCHAR))"
+    return (
+        f"CASE WHEN regexp_matches({text}, {quote_literal(PERIOD_PATTERN)}) "
+        f"THEN CAST(regexp_extract({text}, '^(-?[0-9]+)', 1) AS BIGINT) END"
+    )
+
+
+def _period_timestamp_expr(column: str, unit: str, origin: dt.date) -> str:
+    """Period n → origin + (n − 1) days or weeks (period 1 is the origin); not a whole number of
+    up to 5 digits → NULL (a ``bad_timestamp`` row)."""
+    days = f"CAST(({_period_number_expr(column)} - 1) * {PERIOD_DAYS[unit]} AS INTEGER)"
+    return f"CAST(CAST({quote_literal(origin.isoformat())} AS DATE) + {days} AS TIMESTAMP)"
+
+
+def _timestamp_expr(
+    column: str, dtype: str, fmt: str | None, periods: tuple[str, dt.date] | None = None
+) -> str:
     col = quote_ident(column)
+    if periods is not None:
+        return _period_timestamp_expr(column, *periods)
     if dtype in ("TIMESTAMP", "DATE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"):
         return f"CAST({col} AS TIMESTAMP)"
     if dtype == "TIMESTAMP WITH TIME ZONE":
@@ -171,12 +206,53 @@ def _timestamp_expr(column: str, dtype: str, fmt: str | None) -> str:
     return f"TRY_CAST({text} AS TIMESTAMP)"
 
 
+def _sample_sql(column: str) -> str:
+    text = f"trim(CAST({quote_ident(column)} AS VARCHAR))"
+    return f"(SELECT {text} AS v FROM {RAW_VIEW} WHERE {text} <> '' LIMIT 2000)"
+
+
+def _period_sample(con: duckdb.DuckDBPyConnection, column: str) -> tuple[int, int, Any, Any, Any]:
+    """Over a sample of the column: values, whole period numbers, their min and max, and a value
+    that is not one."""
+    matches = f"regexp_matches(v, {quote_literal(PERIOD_PATTERN)})"
+    number = "CAST(regexp_extract(v, '^(-?[0-9]+)', 1) AS BIGINT)"
+    return con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {matches}), min(CASE WHEN {matches} THEN {number} END), "
+        f"max(CASE WHEN {matches} THEN {number} END), min(v) FILTER (WHERE NOT {matches}) FROM {_sample_sql(column)}"
+    ).fetchall()[0]
+
+
+def check_period_column(con: duckdb.DuckDBPyConnection, column: str, label: str, unit: str) -> None:
+    """With ``orders.period_unit`` set, the column must hold whole period numbers (a sample)."""
+    total, periods, _, _, example = _period_sample(con, column)
+    if total and periods < 0.5 * total:
+        raise ClvInputError(
+            f"{label}: --period-unit {unit} is set but column '{column}' holds values like '{example}', not "
+            "whole period numbers (1, 2, … up to 5 digits); drop --period-unit and --period-origin"
+        )
+
+
+def _is_numeric(dtype: str) -> bool:
+    return dtype in _INTEGER_TYPES or dtype in ("DOUBLE", "FLOAT") or dtype.startswith("DECIMAL")
+
+
 def _choose_timestamp_format(con: duckdb.DuckDBPyConnection, column: str, dtype: str, label: str) -> str | None:
-    """For text timestamps that are not ISO 8601, find the one format that parses a sample."""
+    """For text timestamps that are not ISO 8601, find the one format that parses a sample.
+
+    A column of whole numbers of up to 5 digits (day or week numbers such as 1-104; at least half
+    of a sample, which no ISO or listed format reads) is not a timestamp: a one-line error
+    suggests ``--period-unit`` and ``--period-origin``."""
+    if dtype != "VARCHAR" and not _is_numeric(dtype):
+        return None
+    total, periods, low, high, _ = _period_sample(con, column)
+    if total and periods >= 0.5 * total:
+        raise ClvInputError(
+            f"{label}: column '{column}' holds whole numbers ({low} to {high}), not timestamps; if they count "
+            "days or weeks, pass --period-unit day|week and --period-origin YYYY-MM-DD (the date of period 1)"
+        )
     if dtype not in ("VARCHAR", "BIGINT", "INTEGER", "HUGEINT", "UBIGINT"):
         return None
-    text = f"trim(CAST({quote_ident(column)} AS VARCHAR))"
-    sample = f"(SELECT {text} AS v FROM {RAW_VIEW} WHERE {text} <> '' LIMIT 2000)"
+    sample = _sample_sql(column)
     total, iso_ok = con.execute(
         f"SELECT count(*), count(TRY_CAST(v AS TIMESTAMP)) FROM {sample}"
     ).fetchall()[0]
@@ -232,13 +308,15 @@ def ingest(
     """Read, validate and aggregate order lines into canonical orders.
 
     Args:
-        source: settings, a path, or a DataFrame of raw lines (never modified).
+        source: settings, a path (a file, a glob or a directory of CSV or Parquet files), or a
+            DataFrame of raw lines (never modified).
         columns: the column map; defaults to ``source.columns`` (or canonical names).
         as_of: cutoff date; lines after the end of that day are quarantined as ``after_cutoff``.
         validation: limits and quarantine settings.
         quarantine_path: where to write the quarantine Parquet ('{source}' is replaced by the
-            source file's stem); ``None`` writes no file (the rows stay available through
-            :meth:`IngestResult.quarantine_frame` / :meth:`IngestResult.write_quarantine`).
+            source file's stem, a directory's name or a glob's fixed part); ``None`` writes no file
+            (the rows stay available through :meth:`IngestResult.quarantine_frame` /
+            :meth:`IngestResult.write_quarantine`).
         threads: DuckDB threads (default: all cores).
         progress: called with a short message per step.
         memory_limit: DuckDB memory cap such as ``"1GB"`` (tables and query state spill to a
@@ -276,6 +354,7 @@ def ingest(
             target = Path(str(quarantine_path).replace("{source}", opened.stem))
             written = write_relation_atomic(con, quarantine_sql(opened), target, fmt="parquet", what="the quarantine")
         report.quarantine_path = str(written) if written else None
+        announce(report)
         check_report(report, opened.label, validation)
         return IngestResult(con=con, report=report, quarantine_path=written, source=opened, _workdir=workdir)
     except duckdb.Error as exc:
@@ -321,10 +400,12 @@ def ingestion_plan(
     timestamp_format: str | None,
     as_of: dt.date | None,
     validation: ValidationSettings,
+    periods: tuple[str, dt.date] | None = None,
 ) -> IngestionPlan:
     """The ingestion SQL over ``raw_source`` (every source column + the ``__row`` number).
 
     ``column_types`` maps source columns to DuckDB type names (VARCHAR, DOUBLE, TIMESTAMP, …).
+    ``periods``: ``(unit, origin)`` when ``order_ts`` holds period numbers (``orders.period_unit``).
     Steps: ``lines`` (parsed lines + row-level reason), ``order_candidates`` (valid lines summed
     per order), ``credit_matches`` (each credit and the purchase it refunds), ``netted``,
     ``orders`` (the canonical orders) and ``order_rejects`` (order-level reasons).
@@ -336,7 +417,7 @@ def ingestion_plan(
     """
     types = column_types
     cid = _customer_id_expr(columns.customer_id, types[columns.customer_id])
-    ts = _timestamp_expr(columns.order_ts, types[columns.order_ts], timestamp_format)
+    ts = _timestamp_expr(columns.order_ts, types[columns.order_ts], timestamp_format, periods)
     amount = _amount_expr(columns)
     # Without an order id every line is its own order, keyed by its source row number.
     oid = (
@@ -355,11 +436,18 @@ def ingestion_plan(
     cutoff = (
         f"CAST({quote_literal((as_of + dt.timedelta(days=1)).isoformat())} AS TIMESTAMP)" if as_of else "NULL"
     )
-    dedupe = validation.drop_duplicate_lines and columns.order_id is not None
+    # Exact repeats of a row: quarantined within an order (duplicate_line); without an order id
+    # always counted, and quarantined (duplicate_row) only when validation.duplicate_rows = drop.
+    if columns.order_id is not None:
+        rank_rows, duplicate_reason = validation.drop_duplicate_lines, "duplicate_line"
+    else:
+        rank_rows = True
+        duplicate_reason = "duplicate_row" if validation.duplicate_rows == "drop" else None
     all_columns = ", ".join(quote_ident(c) for c in types)
     duplicate_rank = (
-        f"row_number() OVER (PARTITION BY {all_columns} ORDER BY {ROW_COLUMN})" if dedupe else "1"
+        f"row_number() OVER (PARTITION BY {all_columns} ORDER BY {ROW_COLUMN})" if rank_rows else "1"
     )
+    duplicate_case = f"WHEN duplicate_rank > 1 THEN '{duplicate_reason}'" if duplicate_reason else ""
     # NaN compares as greater than every number in DuckDB but not in every engine: test it apart.
     lines = f"""
         WITH parsed AS (
@@ -374,7 +462,7 @@ def ingestion_plan(
             WHEN amount IS NULL OR isnan(amount) OR abs(amount) >= {MAX_ABS_AMOUNT} THEN 'bad_amount'
             WHEN {'order_id IS NULL' if columns.order_id else 'false'} THEN 'missing_order_id'
             WHEN order_ts >= {cutoff} THEN 'after_cutoff'
-            WHEN duplicate_rank > 1 THEN 'duplicate_line'
+            {duplicate_case}
         END AS reason
         FROM parsed
     """
@@ -419,14 +507,19 @@ def ingestion_plan(
         ) r ON o.customer_id = r.customer_id AND o.order_id = r.purchase_order_id
         WHERE o.amount >= 0
     """
+    # validation.zero_amount = purchase: an order whose lines sum to exactly 0 and that nothing was
+    # returned from is a purchase worth 0 (credits are only ever netted into positive purchases).
+    zero = "amount = 0 AND returned_amount = 0"
+    keep = f"amount > 0 OR ({zero})" if validation.zero_amount == "purchase" else "amount > 0"
+    reject = f"amount <= 0 AND NOT ({zero})" if validation.zero_amount == "purchase" else "amount <= 0"
     orders = f"""
         SELECT customer_id, order_id, order_ts, CAST(amount AS DOUBLE) AS amount,
                CAST(returned_amount AS DOUBLE) AS returned_amount, n_lines
                {''.join(f', {name}' for name in extras)}
-        FROM netted WHERE amount > 0
+        FROM netted WHERE {keep}
     """
-    order_rejects = """
-        SELECT customer_id, order_id, 'non_positive_order' AS reason FROM netted WHERE amount <= 0
+    order_rejects = f"""
+        SELECT customer_id, order_id, 'non_positive_order' AS reason FROM netted WHERE {reject}
         UNION ALL
         SELECT customer_id, credit_order_id AS order_id, 'return_without_purchase' AS reason
         FROM credit_matches WHERE purchase_order_id IS NULL
@@ -442,8 +535,47 @@ def ingestion_plan(
     return IngestionPlan(steps=steps, timestamp_format=timestamp_format, extras=tuple(extras))
 
 
+def dropped_customers_sql() -> str:
+    """SQL: every customer id of the source with no order in ``orders``, and why (the first of
+    :data:`~clv_models.data.quality.DROPPED_DESCRIPTIONS` that applies), from the final ``lines``
+    (order-level reasons applied) and ``order_candidates`` (lines summed per order, before netting).
+    Both engines run it after the lines are final; the result is the table ``dropped_customers``."""
+    malformed = ", ".join(quote_literal(r) for r in sorted({*MALFORMED_REASONS, "duplicate_row"}))
+    return f"""
+        WITH per_customer AS (
+            SELECT customer_id,
+                   count(*) FILTER (WHERE reason IN ({malformed})) AS malformed
+            FROM lines WHERE customer_id IS NOT NULL
+            GROUP BY customer_id
+        ),
+        candidates AS (
+            SELECT customer_id,
+                   count(*) FILTER (WHERE amount > 0) AS purchases,
+                   count(*) FILTER (WHERE amount = 0) AS zero_orders,
+                   count(*) FILTER (WHERE amount < 0) AS credits
+            FROM order_candidates
+            GROUP BY customer_id
+        ),
+        kept AS (SELECT DISTINCT customer_id FROM {ORDERS_TABLE})
+        SELECT p.customer_id, CASE
+                WHEN coalesce(c.purchases, 0) > 0 THEN 'returned_in_full'
+                WHEN coalesce(c.zero_orders, 0) > 0 THEN 'only_zero_amount'
+                WHEN coalesce(c.credits, 0) > 0 THEN 'only_returns'
+                WHEN p.malformed > 0 THEN 'only_malformed_rows'
+                ELSE 'only_after_cutoff'
+            END AS reason
+        FROM per_customer p
+        LEFT JOIN candidates c ON p.customer_id = c.customer_id
+        LEFT JOIN kept k ON p.customer_id = k.customer_id
+        WHERE k.customer_id IS NULL
+        ORDER BY p.customer_id
+    """
+
+
 def summary_sqls() -> dict[str, str]:
-    """Queries of the quality report, over the tables of :func:`ingestion_plan` (both engines)."""
+    """Queries of the quality report, over the tables of :func:`ingestion_plan` and
+    ``dropped_customers`` (both engines)."""
+    before = ", ".join(quote_literal(r) for r in _BEFORE_DUPLICATES)
     return {
         # One scan of the lines gives both the rows read (reason NULL: kept) and the reason counts.
         "reasons": "SELECT reason, count(*) FROM lines GROUP BY reason",
@@ -452,6 +584,11 @@ def summary_sqls() -> dict[str, str]:
                    count(*) FILTER (WHERE returned_amount > 0)
             FROM {ORDERS_TABLE}""",
         "credits_netted": "SELECT count(*) FROM credit_matches WHERE purchase_order_id IS NOT NULL",
+        # Exact repeats among the rows that passed the row-level checks (kept or quarantined).
+        "duplicates": f"""SELECT count(*) FROM lines
+            WHERE duplicate_rank > 1 AND coalesce(reason, '') NOT IN ({before})""",
+        "zero_orders": f"SELECT count(*) FROM {ORDERS_TABLE} WHERE amount = 0",
+        "dropped": "SELECT reason, count(*) FROM dropped_customers GROUP BY reason",
     }
 
 
@@ -465,6 +602,8 @@ def quality_report(
     counts = {reason: count for reason, count in per_reason if reason is not None}
     summary = fetch(queries["orders"])[0]
     netted_credits = fetch(queries["credits_netted"])[0][0]
+    duplicates = int(fetch(queries["duplicates"])[0][0])
+    dropped = {reason: int(n) for reason, n in fetch(queries["dropped"])}
     return QualityReport(
         source=label,
         rows_read=int(rows_read),
@@ -479,6 +618,10 @@ def quality_report(
         credits_netted=int(netted_credits),
         as_of=as_of,
         timestamp_format=fmt,
+        customers_dropped={reason: dropped[reason] for reason in DROPPED_DESCRIPTIONS if reason in dropped},
+        duplicate_rows=duplicates,
+        duplicate_rows_kept=duplicates - counts.get("duplicate_line", 0) - counts.get("duplicate_row", 0),
+        zero_amount_orders=int(fetch(queries["zero_orders"])[0][0]),
     )
 
 
@@ -495,7 +638,8 @@ def check_report(report: QualityReport, label: str, validation: ValidationSettin
         )
     if report.orders == 0:
         raise ClvInputError(
-            f"{label}: no usable orders ({report.reason_summary()}); check the column mapping and --as-of"
+            f"{label}: no usable orders ({report.reason_summary()}; customers with no usable purchase: "
+            f"{report.dropped_summary()}); check the column mapping and --as-of"
         )
 
 
@@ -508,10 +652,15 @@ def _build_lines_and_orders(
     validation: ValidationSettings,
 ) -> QualityReport:
     types = opened.column_types
-    fmt = source.timestamp_format or _choose_timestamp_format(
-        con, columns.order_ts, types[columns.order_ts], opened.label
-    )
-    plan = ingestion_plan(types, columns, fmt, as_of, validation)
+    periods = source_periods(source)
+    if periods is not None:
+        check_period_column(con, columns.order_ts, opened.label, periods[0])
+        fmt = None
+    else:
+        fmt = source.timestamp_format or _choose_timestamp_format(
+            con, columns.order_ts, types[columns.order_ts], opened.label
+        )
+    plan = ingestion_plan(types, columns, fmt, as_of, validation, periods)
     for name, sql in plan.steps:
         con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
     # Order-level reasons go back onto the lines of those orders (in place: cheaper than
@@ -524,15 +673,35 @@ def _build_lines_and_orders(
         """
     )
     con.execute("DROP TABLE netted")  # an intermediate: a quarter of the tables' memory
-    return quality_report(opened.label, lambda sql: con.execute(sql).fetchall(), as_of, fmt)
+    con.execute(f"CREATE TEMP TABLE dropped_customers AS {dropped_customers_sql()}")
+    report = quality_report(opened.label, lambda sql: con.execute(sql).fetchall(), as_of, fmt)
+    report.periods = describe_periods(periods)
+    report.source_files = len(opened.files) or None
+    return report
+
+
+def source_periods(source: SourceSettings) -> tuple[str, dt.date] | None:
+    """``(unit, origin)`` when ``order_ts`` holds period numbers, else None."""
+    if source.period_unit is None or source.period_origin is None:
+        return None
+    return source.period_unit, source.period_origin
+
+
+def describe_periods(periods: tuple[str, dt.date] | None) -> str | None:
+    if periods is None:
+        return None
+    unit, origin = periods
+    return f"{unit} n = {origin.isoformat()} + (n - 1) {unit}s (period 1 is {origin.isoformat()})"
 
 
 def quarantine_sql(opened: OpenedSource) -> str:
-    """Raw rows (every source column, untouched) with their reason code and source row number."""
+    """Raw rows (every source column, untouched) with their reason code, source row number and,
+    when the row's customer ends with no usable purchase, why (``customer_dropped``)."""
     raw_columns = ", ".join(f"r.{quote_ident(c)}" for c in opened.column_types)
     return f"""
-        SELECT l.reason, l.row_number AS source_row, {raw_columns}
+        SELECT l.reason, l.row_number AS source_row, d.reason AS customer_dropped, {raw_columns}
         FROM lines l JOIN {RAW_VIEW} r ON r.{ROW_COLUMN} = l.row_number
+        LEFT JOIN dropped_customers d ON l.customer_id = d.customer_id
         WHERE l.reason IS NOT NULL
         ORDER BY l.row_number
     """

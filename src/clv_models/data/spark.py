@@ -27,8 +27,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clv_models.config import ColumnMap, SourceSettings, ValidationSettings
-from clv_models.data.quality import QualityReport
-from clv_models.data.sources import RAW_VIEW, ROW_COLUMN, OpenedSource, check_columns, quote_literal
+from clv_models.data.quality import QualityReport, announce
+from clv_models.data.sources import (
+    RAW_VIEW,
+    ROW_COLUMN,
+    FileSet,
+    OpenedSource,
+    check_columns,
+    check_same_columns,
+    is_file_set,
+    quote_literal,
+    resolve_file_set,
+)
 from clv_models.errors import ClvEnvironmentError, ClvInputError, environment_error
 
 if TYPE_CHECKING:
@@ -233,6 +243,59 @@ def _local(path: str) -> Path:
     return Path(path.removeprefix("file://"))
 
 
+def _check_file_set(fileset: FileSet, source: SourceSettings) -> None:
+    """The embedded engine's checks of a glob or directory, run by DuckDB on the local files.
+    Spark reads CSV columns by position (every file's header is skipped), so CSV files must also
+    list their columns in the same order."""
+    import duckdb
+
+    with duckdb.connect(":memory:") as con:
+        if fileset.fmt == "parquet":
+            reader = "read_parquet({})"
+        else:
+            delim = f", delim = {quote_literal(source.delimiter)}" if source.delimiter else ""
+            reader = "read_csv({}, header = true, all_varchar = true, null_padding = true" + delim + ")"
+
+        def columns_of(path: Path) -> list[str]:
+            sql = f"DESCRIBE SELECT * FROM {reader.format(quote_literal(str(path)))}"
+            return [row[0] for row in con.execute(sql).fetchall()]
+
+        try:
+            check_same_columns(fileset, columns_of)
+            if fileset.fmt == "csv":
+                first = columns_of(fileset.files[0])
+                for path in fileset.files[1:]:
+                    if columns_of(path) != first:
+                        raise ClvInputError(
+                            f"{fileset.label}: {path} lists its columns in another order than {fileset.files[0]}; "
+                            "the Spark engine reads CSV columns by position: export them alike or use --engine embedded"
+                        )
+        except duckdb.Error as exc:
+            raise ClvInputError(f"{fileset.label}: cannot read its files: {str(exc).splitlines()[0]}") from None
+
+
+def _base_path(fileset: FileSet) -> str:
+    """The directory above the Hive partition directories (Spark's ``basePath``)."""
+    common = Path(os.path.commonpath([str(p.resolve().parent) for p in fileset.files]))
+    while "=" in common.name:
+        common = common.parent
+    return str(common)
+
+
+def _read_file_set(spark: SparkSession, source: SourceSettings) -> tuple[DataFrame, str, FileSet]:
+    fileset = resolve_file_set(source.path or "", source.format)
+    _check_file_set(fileset, source)
+    files = [str(p.resolve()) for p in fileset.files]
+    reader = spark.read
+    if fileset.hive_keys:
+        reader = reader.option("basePath", _base_path(fileset))
+    if fileset.fmt == "csv":
+        reader = reader.option("header", True).option("inferSchema", False).option("mode", "PERMISSIVE")
+        reader = reader.option("sep", source.delimiter or ",").option("encoding", source.encoding or "UTF-8")
+        return reader.csv(files), "csv", fileset
+    return reader.parquet(*files), "parquet", fileset
+
+
 def _read_source(spark: SparkSession, source: SourceSettings) -> tuple[DataFrame, str]:
     if not source.path:
         raise ClvInputError("no orders source: pass --orders PATH (or set orders.path in the config)")
@@ -258,6 +321,36 @@ def _read_source(spark: SparkSession, source: SourceSettings) -> tuple[DataFrame
     else:
         frame = spark.read.parquet(path)
     return frame, fmt
+
+
+def _with_file_row_numbers(frame: DataFrame, files: tuple[Path, ...]) -> DataFrame:
+    """``__row`` as for the files concatenated in the order of ``files``: rows are grouped by
+    (file, Spark partition), the groups put in file order then partition order, and a row's number
+    is its group's offset plus its position in the group (JVM only, no sort of the rows)."""
+    from urllib.parse import unquote, urlparse
+
+    from pyspark.sql import functions as F
+
+    rank = {str(path.resolve()): index for index, path in enumerate(files)}
+    tagged = (
+        frame.withColumn("__file", F.col("_metadata.file_path"))
+        .withColumn("__pid", F.spark_partition_id())
+        .withColumn("__mid", F.monotonically_increasing_id())
+    )
+    groups = tagged.groupBy("__file", "__pid").agg(F.count(F.lit(1)).alias("n"), F.min("__mid").alias("first"))
+
+    def file_rank(uri: str) -> int:
+        return rank.get(str(Path(unquote(urlparse(uri).path)).resolve()), len(rank))
+
+    ordered = sorted(groups.collect(), key=lambda g: (file_rank(g["__file"]), g["__pid"]))
+    shifts, running = [], 0
+    for group in ordered:
+        shifts.extend([F.lit(f"{group['__pid']}|{group['__file']}"), F.lit(running - group["first"])])
+        running += group["n"]
+    shift = F.create_map(*shifts) if shifts else F.create_map(F.lit(""), F.lit(0))
+    key = F.concat_ws("|", F.col("__pid").cast("string"), F.col("__file"))
+    numbered = tagged.withColumn(ROW_COLUMN, shift[key] + F.col("__mid") + F.lit(1))
+    return numbered.drop("__file", "__pid", "__mid")
 
 
 def _with_row_numbers(frame: DataFrame) -> DataFrame:
@@ -427,10 +520,14 @@ def spark_ingest(
     from clv_models.data.ingest import (
         _choose_timestamp_format,
         _mapping,
+        check_period_column,
         check_report,
+        describe_periods,
+        dropped_customers_sql,
         ingestion_plan,
         line_reasons_sql,
         quality_report,
+        source_periods,
     )
 
     validation = validation or ValidationSettings()
@@ -438,26 +535,37 @@ def spark_ingest(
     mapping = _mapping(columns)
     say = progress or (lambda _step: None)
     say("reading orders")
-    raw, _ = _read_source(spark, source)
+    fileset = None
+    if source.path and is_local_path(source.path) and is_file_set(source.path):
+        raw, _, fileset = _read_file_set(spark, source)
+    else:
+        raw, _ = _read_source(spark, source)
     types = {field.name: _duckdb_type(field.dataType) for field in raw.schema.fields}
     label = source.path or "<source>"
-    stem = Path(label.rstrip("/")).name.split(".")[0] or "orders"
-    opened = OpenedSource(label=label, stem=stem, column_types=types)
+    stem = fileset.stem if fileset else Path(label.rstrip("/")).name.split(".")[0] or "orders"
+    files = tuple(str(p) for p in fileset.files) if fileset else (label,)
+    opened = OpenedSource(label=label, stem=stem, column_types=types, files=files)
     check_columns(opened, mapping)
     sql = SparkSql(spark)
     # Materialised once: the numbering reads the source twice already, and every step reads it.
-    numbered = sql.register(RAW_VIEW, _with_row_numbers(raw))
+    numbered = sql.register(
+        RAW_VIEW, _with_file_row_numbers(raw, fileset.files) if fileset else _with_row_numbers(raw)
+    )
     if sql.fetch(f"SELECT count(*) FROM {RAW_VIEW}")[0][0] == 0:
         raise ClvInputError(f"{label}: no data rows (header only or empty table); export the orders again")
     fmt = source.timestamp_format
+    periods = source_periods(source)
     if fmt is None:
-        # The embedded engine's format detection, run by DuckDB on a sample of the column.
+        # The embedded engine's format detection (or period check), run by DuckDB on a sample.
         sample = numbered.select(columns.order_ts).limit(2000).toPandas()
         with duckdb.connect(":memory:") as con:
             con.register("sample_frame", sample)
             con.execute(f"CREATE TEMP TABLE {RAW_VIEW} AS SELECT * FROM sample_frame")
-            fmt = _choose_timestamp_format(con, columns.order_ts, types[columns.order_ts], label)
-    plan = ingestion_plan(types, columns, fmt, as_of, validation)
+            if periods is not None:
+                check_period_column(con, columns.order_ts, label, periods[0])
+            else:
+                fmt = _choose_timestamp_format(con, columns.order_ts, types[columns.order_ts], label)
+    plan = ingestion_plan(types, columns, fmt, as_of, validation, periods)
     say("validating lines")
     for name, query in plan.steps:
         if name == "lines":  # kept as lines_parsed; the final lines get the order-level reasons
@@ -466,13 +574,17 @@ def spark_ingest(
             sql.table(name, query)
     # Read three times (report, straddling orders, quarantine), each a cheap join: not cached.
     sql.table("lines", line_reasons_sql(plan.extras), persist=False)
+    sql.table("dropped_customers", dropped_customers_sql())
     say("quality report")
     report = quality_report(label, sql.fetch, as_of, fmt)
+    report.periods = describe_periods(periods)
+    report.source_files = len(files)
     written = None
     if quarantine_path is not None and report.rows_quarantined > 0:
         target = str(quarantine_path).replace("{source}", stem)
         written = _write_quarantine(sql, opened, target)
     report.quarantine_path = written
+    announce(report)
     check_report(report, label, validation)
     return SparkIngestResult(sql=sql, report=report, quarantine_path=written, source=opened, extras=plan.extras)
 
