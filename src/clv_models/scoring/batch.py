@@ -319,6 +319,11 @@ def finish(
 PENDING_SUFFIX = ".clv-score-run.json"
 
 
+# The quality report's metrics a scoring run logs: rows, quarantine and dropped customers.
+SCORE_DATA_METRICS = ("data_rows_read", "data_rows_quarantined", "data_malformed_share", "data_quarantined_",
+                      "data_customers_dropped", "data_duplicate_rows")  # fmt: skip
+
+
 def scoring_record(result: ScoreResult, report: Any, experiment: str) -> dict[str, Any]:
     """What the ``clv-score`` run holds: experiment, run name, tags and metrics (counts, shares
     per decision code, PSI per column, warnings as tags)."""
@@ -334,9 +339,7 @@ def scoring_record(result: ScoreResult, report: Any, experiment: str) -> dict[st
     metrics: dict[str, float] = {
         "scored_customers": float(result.customers),
         "score_chunks": float(result.chunks),
-        "data_rows_read": float(report.rows_read),
-        "data_rows_quarantined": float(report.rows_quarantined),
-        "data_malformed_share": float(report.malformed_share),
+        **{key: value for key, value in report.metrics().items() if key.startswith(SCORE_DATA_METRICS)},
         "score_input_warnings": float(len(result.input_warnings)),
     }
     for column, shares in result.distributions.items():

@@ -102,16 +102,8 @@ def _fingerprint(settings: Settings, ingested: IngestResult) -> str:
 
 
 def _quality_metrics(report: Any) -> dict[str, float]:
-    metrics = {
-        "data_rows_read": float(report.rows_read),
-        "data_orders": float(report.orders),
-        "data_customers": float(report.customers),
-        "data_rows_quarantined": float(report.rows_quarantined),
-        "data_malformed_share": float(report.malformed_share),
-    }
-    for reason, count in report.reason_counts.items():
-        metrics[f"data_quarantined_{reason}"] = float(count)
-    return metrics
+    """The quality report's metrics (``data_…``, including customers dropped by reason)."""
+    return report.metrics()
 
 
 def _fit_ltv(rfm: pd.DataFrame, model: str, penalizer: float, spend_penalizer: float) -> tuple[Any, Any, list[str]]:
