@@ -148,9 +148,9 @@ class ValidationSettings(_Frozen):
     )
     zero_amount: Literal["quarantine", "purchase"] = Field(
         "quarantine",
-        description="Orders whose lines sum to exactly 0: 'quarantine' (non_positive_order; not a purchase) or "
-        "'purchase' (a purchase worth 0, as lifetimes and the BTYD literature count CDNOW's $0 rows; for validate "
-        "and features: train and score do not support it yet).",
+        description="Orders whose lines sum to exactly 0 (and nothing was returned): 'quarantine' (non_positive_order; "
+        "not a purchase) or 'purchase' (a purchase worth 0, as lifetimes and the BTYD literature count CDNOW's $0 "
+        "rows; then CDNOW master's RFM equals lifetimes' summary row for row).",
     )
 
 

@@ -284,3 +284,17 @@ def test_clv_validate_prints_dropped_customers_and_reads_period_flags(crafted_cs
     assert "(2 files)" in result.output and "order_ts from period numbers: week n = 2024-01-01" in result.output
     written = pd.read_csv(tmp_path / "orders.csv")
     assert written["order_ts"].tolist() == ["2024-01-01 00:00:00", "2024-01-15 00:00:00"]
+
+
+def test_zero_amount_purchases_reach_the_churn_features(cdnow_master: pd.DataFrame, cdnow_csv: Path) -> None:
+    """With validation.zero_amount = purchase the 68 customers who only bought for $0 are in the
+    point-in-time features too, so train and score see the same customers as the RFM summary."""
+    from clv_models.features.customer import customer_features
+
+    zero_is_a_purchase = ValidationSettings(zero_amount="purchase")
+    with ingest(cdnow_csv, columns=CDNOW_COLUMNS, validation=zero_is_a_purchase, quarantine_path=None) as result:
+        table = customer_features(result, as_of=dt.date(1998, 6, 30), unit="D")
+    assert len(table) == table["customer_id"].nunique() == cdnow_master["customer_id"].nunique() == 23_570
+    only_zero = set(cdnow_master.groupby("customer_id")["dollar_value"].max().loc[lambda s: s == 0].index.astype(str))
+    zero_rows = table[table["customer_id"].astype(str).isin(only_zero)]
+    assert len(zero_rows) == 68 and (zero_rows["total_spend"] == 0).all()

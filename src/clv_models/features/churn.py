@@ -144,10 +144,13 @@ def optional_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
     return names & set(OPTIONAL_SOURCES)
 
 
-def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = ()) -> str:
+def point_in_time_orders_sql(
+    known_after_days: int = 0, extras: Sequence[str] = (), *, zero_purchases: bool = False
+) -> str:
     """SQL: purchases as known at the end of day ``cutoff + known_after_days``, per cutoff in
     ``churn_cutoffs``. Columns: cutoff, customer_id, order_id, order_ts, n_lines, extras, gross,
-    returned (credits dated by then, ≥ 0) and net = gross − returned (> 0), money as DECIMAL.
+    returned (credits dated by then, ≥ 0) and net = gross − returned (> 0; or 0 for an order worth
+    exactly 0 that ingestion kept as a purchase, ``validation.zero_amount``), money as DECIMAL.
 
     Reads ingestion's ``order_candidates`` (line items summed per order, before netting),
     ``credit_matches`` (each credit and the purchase it refunds, with its own timestamp) and, for
@@ -159,6 +162,9 @@ def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = 
         f", sum(l.{name}) AS {name}" if name == "quantity" else f", min(l.{name}) AS {name}" for name in extras
     )
     columns = "cutoff, customer_id, order_id, order_ts, n_lines" + "".join(f", {name}" for name in extras)
+    # zero_purchases: ingestion kept orders worth exactly 0 (nothing returned) as purchases
+    # (validation.zero_amount = purchase); so do the snapshots.
+    zero_purchase = "OR (p.gross = 0 AND r.credit IS NULL)" if zero_purchases else ""
     return f"""
         WITH bounds AS (
             SELECT cutoff, CAST(cutoff AS TIMESTAMP) + INTERVAL {known_after_days + 1} DAY AS known_end
@@ -194,7 +200,7 @@ def point_in_time_orders_sql(known_after_days: int = 0, extras: Sequence[str] = 
                CAST(p.gross + coalesce(r.credit, 0) AS {MONEY}) AS net
         FROM candidates p
         LEFT JOIN credits r ON r.cutoff = p.cutoff AND r.customer_id = p.customer_id AND r.order_id = p.order_id
-        WHERE p.gross > 0 AND p.gross + coalesce(r.credit, 0) > 0
+        WHERE (p.gross > 0 AND p.gross + coalesce(r.credit, 0) > 0) {zero_purchase}
     """
 
 
@@ -359,6 +365,7 @@ def churn_snapshots(
         raise ClvInputError("no churn cutoffs given")
     con = ingested.con
     data_end = ingested.report.cutoff
+    zeros = ingested.report.zero_amount_orders > 0
     if labels:
         late = [d for d in cutoffs if d + dt.timedelta(days=window_days) > data_end]
         if late:
@@ -375,14 +382,14 @@ def churn_snapshots(
         keep = f"({keep}) AND ({customer_filter})"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE pit AS "
-        f"SELECT * FROM ({point_in_time_orders_sql(0, sorted(extras))}) WHERE {keep}"
+        f"SELECT * FROM ({point_in_time_orders_sql(0, sorted(extras), zero_purchases=zeros)}) WHERE {keep}"
     )
     try:
         frame = con.sql(features_sql(extras)).to_arrow_table().to_pandas()
         if labels:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE pit_outcome AS "
-                f"SELECT * FROM ({point_in_time_orders_sql(window_days)}) WHERE {keep}"
+                f"SELECT * FROM ({point_in_time_orders_sql(window_days, zero_purchases=zeros)}) WHERE {keep}"
             )
             active = con.sql(_labels_sql(window_days)).to_arrow_table().to_pandas()
             active["_active"] = True
@@ -414,12 +421,12 @@ DEFAULT_WINDOW_DAYS = 90
 
 
 def repeat_gaps(ingested: IngestResult) -> np.ndarray:
-    """Days between consecutive purchase days of each customer (purchases: net amount > 0)."""
+    """Days between consecutive purchase days of each customer (every canonical order is a purchase)."""
     rows = ingested.con.execute(
         """
         SELECT gap FROM (
             SELECT date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap
-            FROM (SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS day FROM orders WHERE amount > 0)
+            FROM (SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS day FROM orders)
         ) WHERE gap IS NOT NULL
         """
     ).fetchnumpy()["gap"]
@@ -499,7 +506,7 @@ def _training_share(ingested: IngestResult, plan: SnapshotPlan, max_rows: int | 
     latest_end = plan.train[-1] + dt.timedelta(days=1)
     customers = ingested.con.execute(
         "SELECT count(DISTINCT customer_id) FROM order_candidates "
-        f"WHERE amount > 0 AND order_ts < TIMESTAMP '{latest_end.isoformat()}'"
+        f"WHERE amount >= 0 AND order_ts < TIMESTAMP '{latest_end.isoformat()}'"
     ).fetchall()[0][0]
     # An upper bound on the rows: every customer known at the latest cutoff, at every cutoff.
     return min(1.0, max_rows / max(1, customers * len(plan.train)))
@@ -507,7 +514,7 @@ def _training_share(ingested: IngestResult, plan: SnapshotPlan, max_rows: int | 
 
 def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> ChurnDataset:
     """Plan the snapshots from the data's span and build all of them in one pass."""
-    first = ingested.con.execute("SELECT min(order_ts) FROM order_candidates WHERE amount > 0").fetchall()[0][0]
+    first = ingested.con.execute("SELECT min(order_ts) FROM orders").fetchall()[0][0]
     data_end = ingested.report.cutoff
     window = choose_window(ingested, settings, (data_end - first.date()).days)
     settings = settings.model_copy(update={"window_days": window.days})

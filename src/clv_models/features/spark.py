@@ -57,7 +57,8 @@ def spark_customer_features(ingested: Any, as_of: dt.date, unit: str) -> Any:
     rfm = sql.frame(summary_sql("orders", as_of, unit), unordered=True)  # type: ignore[arg-type]
     sql.table(CUTOFFS_TABLE, f"SELECT CAST('{as_of.isoformat()}' AS DATE) AS cutoff", persist=False)
     extras = set(ingested.extras) & {"quantity", "category", *CATEGORICAL}
-    sql.table("pit", point_in_time_orders_sql(0, sorted(extras)))
+    zeros = ingested.report.zero_amount_orders > 0
+    sql.table("pit", point_in_time_orders_sql(0, sorted(extras), zero_purchases=zeros))
     # Unordered: the rows are joined and range-partitioned next, so a global sort would be wasted.
     daily = sql.frame(features_sql(extras), unordered=True).drop("cutoff")
     table = rfm.join(daily, on="customer_id", how="inner")
