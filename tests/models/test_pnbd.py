@@ -481,12 +481,12 @@ def test_quasi_newton_fallback_gives_the_same_fit(cdnow_summary: pd.DataFrame, f
 
 def test_warm_start_reaches_the_same_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
     """Above 40,000 distinct rows the fit starts from a subsample; the optimum must not move."""
-    from clv_models.models import _mle, pnbd
+    from clv_models.models import _mle, _repeat_purchase_fit
 
     frame = simulate(41_000, r=0.5, alpha=6.0, s=0.8, beta=12.0, seed=23)
     assert _mle.warm_up_sample(np.ones(len(frame))) is not None
     warm = ParetoNBDModel().fit(frame)
-    monkeypatch.setattr(pnbd, "warm_up_sample", lambda weights: None)
+    monkeypatch.setattr(_repeat_purchase_fit, "warm_up_sample", lambda weights: None)
     cold = ParetoNBDModel().fit(frame)
     assert warm.converged_ and cold.converged_
     for name in PARAMS:

@@ -40,17 +40,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
 from clv_models.models._mle import (
-    PenalizedObjective,
-    compress,
     factorize_rows,
     group_values,
-    maximise,
     trigamma,
-    warm_up_sample,
 )
 from clv_models.models._mle import weighted_sum as _wsum
 from clv_models.models._persistence import ParametricModelMixin
-from clv_models.models._validation import rfm_arrays, training_unit
+from clv_models.models._repeat_purchase_fit import fit_repeat_purchases
+from clv_models.models._validation import rfm_arrays
 from clv_models.timeunits import Horizon, parse_horizon
 
 PARAMS = ("r", "alpha", "s", "beta")
@@ -510,38 +507,13 @@ class ParetoNBDModel(ParametricModelMixin, BaseEstimator):
     # -- fitting ---------------------------------------------------------------------------
 
     def fit(self, rfm: pd.DataFrame, y: Any = None, sample_weight: np.ndarray | None = None) -> ParetoNBDModel:
-        """Maximum likelihood on the distinct (frequency, recency, T) rows, with counts as weights."""
-        if self.penalizer < 0:
-            raise ClvInputError(f"penalizer must be ≥ 0, got {self.penalizer}")
-        x, t_x, T = rfm_arrays(rfm, ("frequency", "recency", "T"))
-        weights_in = np.ones_like(x) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        distinct, counts, codes = compress({"x": x, "t_x": t_x, "T": T})
-        weights = np.bincount(codes, weights=weights_in, minlength=len(counts))
-        data = _Data.build(distinct["x"], distinct["t_x"], distinct["T"], weights)
-        # lifetimes measures α and β in units of max(T) inside its penalty; so do we (unit-free).
-        scale = 1.0 / data.T.max() if data.T.max() > 0 else 1.0
-        total_weight = weights.sum()
-        penalty_scale = np.array([1.0, scale, 1.0, scale])
-
-        sample = warm_up_sample(weights)
-        warm_up = None
-        if sample is not None:
-            keep = sample > 0
-            small = _Data.build(data.x[keep], data.t_x[keep], data.T[keep], sample[keep])
-            warm_up = self._objective(small, penalty_scale)
-        objective = self._objective(data, penalty_scale)
-        result = maximise(objective, self._start(data.x, data.T, weights), warm_up=warm_up)
-        params = np.exp(result.log_params)
-        log_likelihood, _, hessian = objective.natural(params)
-        # Observed information of the total penalised negative log-likelihood (natural parameters).
-        total_hessian = -hessian + total_weight * objective.penalty_hessian()
-        self._store_fit(result, log_likelihood, total_hessian, training_unit(rfm, self.unit), total_weight)
-        self.n_distinct_ = len(counts)
+        """Maximum likelihood on the distinct (frequency, recency, T) rows, with counts as weights
+        (:func:`~clv_models.models._repeat_purchase_fit.fit_repeat_purchases`)."""
+        fit_repeat_purchases(
+            self, rfm, sample_weight, data_type=_Data, derivatives=_log_likelihood_derivatives,
+            penalty_scale=lambda scale: np.array([1.0, scale, 1.0, scale]), start=lambda data, weights: self._start(data.x, data.T, weights),
+        )  # fmt: skip
         return self
-
-    def _objective(self, data: _Data, penalty_scale: np.ndarray) -> PenalizedObjective:
-        """Mean negative log-likelihood plus penalty, with derivatives w.r.t. log-parameters."""
-        return PenalizedObjective(_log_likelihood_derivatives, data, self.penalizer, penalty_scale)
 
     @staticmethod
     def _start(x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> np.ndarray:
