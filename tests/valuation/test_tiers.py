@@ -66,3 +66,19 @@ def test_tier_summary_shares() -> None:
     assert summary["customers"].tolist() == [1, 1, 2]
     assert summary["value_share"].tolist() == pytest.approx([100 / 165, 50 / 165, 15 / 165])
     assert summary["revenue_share"].tolist() == pytest.approx([0.1, 0.1, 0.8])
+
+
+def test_risk_bands_by_share_stay_a_minority_when_scores_tie() -> None:
+    """An isotonic baseline gives step-shaped churn probabilities: 62.5 % of a base at one value.
+    The `high` cut moves above the tie instead of putting everyone tied in `high`."""
+    import numpy as np
+
+    from clv_models.valuation.risk import ChurnRiskBands
+
+    values = np.concatenate([np.full(625, 0.9195), np.linspace(0.05, 0.9, 300), np.linspace(0.93, 0.99, 75)])
+    bands = ChurnRiskBands(high_share=0.15, medium_share=0.25).fit(values)
+    assert bands.cut_points_["high"] == pytest.approx(0.93)
+    assert bands.realised_shares_["high"] == pytest.approx(0.075)
+    assert bands.realised_shares_["high"] <= 0.15
+    smooth = np.linspace(0, 1, 1001)
+    assert ChurnRiskBands().fit(smooth).realised_shares_["high"] == pytest.approx(0.15, abs=0.002)

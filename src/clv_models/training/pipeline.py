@@ -323,7 +323,7 @@ def train(
                 notices += list(window.notes)
                 run.set_tags({"churn_window_days": window.days, "churn_window_rule": window.rule})
                 metrics["churn_window_days"] = float(window.days)
-            if churn.shipped != "model":
+            if churn.shipped != "model" or churn.worse_than_baselines:
                 notices.append(shipped_summary(churn))
             shift = base_rate_shift_notice(churn)
             if shift is not None:
@@ -356,7 +356,8 @@ def train(
                     "purchase_model_choice": choice.reason,
                     "churn_score_shipped": churn.shipped,
                     "churn_shipped_reason": shipped_summary(churn),
-                    "fits_not_identified": " | ".join(notices) or "none",
+                    "fits_not_identified": " | ".join(n for n in notices if "not identified" in n) or "none",
+                    "notices": " | ".join(notices) or "none",
                 }
             )
             models = CustomerModels(
@@ -398,7 +399,7 @@ def train(
                 scored=segmentation.table,
                 quarantine_path=report.quarantine_path,
                 notices=notices,
-                choices=[choice.reason, *([shipped_summary(churn)] if churn.shipped == "model" else [])],
+                choices=[choice.reason, *([shipped_summary(churn)] if shipped_summary(churn) not in notices else [])],
             )
             if register and _store_failure(tracker) is None:
                 say("registering the scorer")

@@ -31,6 +31,18 @@ def churn_risk_band(churn_probability: Any, *, high: float = 0.6, medium: float 
     return np.where(values >= high, "high", np.where(values >= medium, "medium", "low")).astype(object)
 
 
+def _cut_at_most(values: np.ndarray, share: float) -> float:
+    """The smallest cut point c with at most ``share`` of ``values`` ≥ c (up to one value's tie),
+    among the values: a step-shaped score (an isotonic baseline) ties many customers at one
+    probability, and a quantile inside such a tie would put them all above the cut."""
+    cut = float(np.quantile(values, 1.0 - share))
+    if np.mean(values >= cut) > share:
+        above = values[values > cut]
+        if len(above):
+            cut = float(above.min())
+    return cut
+
+
 class ChurnRiskBands(BaseEstimator):
     """Churn-risk bands whose cut points are fitted once on the training population (decisions
     D33), like the value tiers: with ``mode="share"`` the ``high_share`` of customers with the
@@ -64,8 +76,8 @@ class ChurnRiskBands(BaseEstimator):
         if self.mode == "absolute" or len(values) == 0:
             high, medium = float(self.high), float(self.medium)
         elif self.mode == "share":
-            high = float(np.quantile(values, 1.0 - self.high_share))
-            medium = float(np.quantile(values, 1.0 - self.high_share - self.medium_share))
+            high = _cut_at_most(values, self.high_share)
+            medium = min(_cut_at_most(values, self.high_share + self.medium_share), high)
         else:
             raise ClvInputError(f"churn_risk.mode {self.mode!r}: choose share or absolute")
         self.cut_points_ = {"high": high, "medium": medium}
