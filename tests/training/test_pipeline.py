@@ -130,7 +130,8 @@ def test_alias_flow(store: dict) -> None:
 
 
 def test_promotion_rules() -> None:
-    settings = load_settings(None, ['gate.minimum={churn_auc=0.7}', 'gate.maximum={churn_ece=0.1}'])
+    settings = load_settings(None, ['gate.minimum={churn_auc=0.7}', 'gate.maximum={churn_ece=0.1}',
+                                    'gate.compare_metric=churn_auc'])  # fmt: skip
     good = {"churn_auc": 0.80, "churn_ece": 0.05}
     assert decide_promotion(good, settings, None, None).alias == "champion"
     assert decide_promotion(good, settings, 0.79, "4").alias == "champion"
@@ -146,7 +147,8 @@ def test_promotion_rules() -> None:
     assert decide_promotion(good, lower, 0.07, "1").alias == "champion"
     assert decide_promotion(good, lower, 0.055, "1").alias == "challenger"
     with pytest.raises(ClvInputError, match="gate metric 'churn_aucc' is not a training metric"):
-        decide_promotion(good, load_settings(None, ["gate.minimum={churn_aucc=0.7}"]), None, None)
+        decide_promotion(good, load_settings(None, ["gate.minimum={churn_aucc=0.7}", "gate.compare_metric=churn_auc"]),
+                         None, None)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
