@@ -89,6 +89,13 @@ PeriodOriginOpt = Annotated[
     Optional[str],
     typer.Option("--period-origin", help="Date of period 1 (YYYY-MM-DD): period n = origin + (n - 1) units."),
 ]
+FrequencyOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--frequency-only",
+        help="An event log without amounts: every order counts as one unit; money columns of the scores are null.",
+    ),
+]
 
 
 EngineOpt = Annotated[
@@ -145,6 +152,7 @@ def _source_flags(
     quarantine: str | None,
     period_unit: str | None = None,
     period_origin: str | None = None,
+    frequency_only: bool = False,
 ) -> dict[str, Any]:
     return {
         "orders.path": orders,
@@ -157,6 +165,7 @@ def _source_flags(
         "validation.quarantine": quarantine,
         "orders.period_unit": period_unit,
         "orders.period_origin": parse_date_flag(period_origin, "--period-origin"),
+        "orders.frequency_only": True if frequency_only else None,
     }
 
 
@@ -194,10 +203,13 @@ def _print_quality(report: Any) -> None:
     out.print(f"  rows read {report.rows_read:,}  ·  orders kept {report.orders:,}  ·  customers {report.customers:,}")
     if report.first_order_ts is not None:
         out.print(f"  orders from {report.first_order_ts} to {report.last_order_ts}")
-    out.print(
-        f"  net revenue {report.net_revenue:,.2f}  ·  returns netted {report.returned_revenue:,.2f} "
-        f"({report.credits_netted:,} credit notes into {report.orders_with_returns:,} orders)"
-    )
+    if getattr(report, "frequency_only", False):
+        out.print("  no amounts read (--frequency-only): every order counts as one unit of value")
+    else:
+        out.print(
+            f"  net revenue {report.net_revenue:,.2f}  ·  returns netted {report.returned_revenue:,.2f} "
+            f"({report.credits_netted:,} credit notes into {report.orders_with_returns:,} orders)"
+        )
     if report.timestamp_format:
         out.print(f"  timestamp format {report.timestamp_format!r}", markup=False)
     for line in [report.dropped_line(), *report.notes()]:
@@ -269,6 +281,7 @@ def validate(
     timestamp_format: TsFormatOpt = None,
     period_unit: PeriodUnitOpt = None,
     period_origin: PeriodOriginOpt = None,
+    frequency_only: FrequencyOnlyOpt = False,
     max_bad_share: Annotated[
         Optional[float], typer.Option("--max-bad-share", help="Fail above this share of malformed rows (0-1).")
     ] = None,
@@ -283,7 +296,7 @@ def validate(
             set_,
             columns,
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
-                            period_unit, period_origin),
+                            period_unit, period_origin, frequency_only),
             **{"validation.max_bad_share": max_bad_share},
         )
         with _ingest(settings, settings.features.as_of) as result:
@@ -314,6 +327,7 @@ def features(
     timestamp_format: TsFormatOpt = None,
     period_unit: PeriodUnitOpt = None,
     period_origin: PeriodOriginOpt = None,
+    frequency_only: FrequencyOnlyOpt = False,
     engine: EngineOpt = None,
     master: MasterOpt = None,
 ) -> None:
@@ -331,7 +345,7 @@ def features(
             set_,
             columns,
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
-                            period_unit, period_origin),
+                            period_unit, period_origin, frequency_only),
             **{"features.unit": unit, "features.holdout_end": parse_date_flag(holdout_end, "--holdout-end"),
                "spark.master": master},  # fmt: skip
         )
@@ -462,6 +476,7 @@ def train(
     timestamp_format: TsFormatOpt = None,
     period_unit: PeriodUnitOpt = None,
     period_origin: PeriodOriginOpt = None,
+    frequency_only: FrequencyOnlyOpt = False,
     force: Annotated[
         bool, typer.Option("--force", help="Make the new model the champion even if the gate or comparison fails.")
     ] = False,
@@ -473,7 +488,7 @@ def train(
             set_,
             columns,
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
-                            period_unit, period_origin),
+                            period_unit, period_origin, frequency_only),
         )
         result = _run_training(settings, config, force)
         _print_train(result)
@@ -569,6 +584,7 @@ def score(
     timestamp_format: TsFormatOpt = None,
     period_unit: PeriodUnitOpt = None,
     period_origin: PeriodOriginOpt = None,
+    frequency_only: FrequencyOnlyOpt = False,
     engine: EngineOpt = None,
     master: MasterOpt = None,
     accept_missing: Annotated[
@@ -587,7 +603,7 @@ def score(
             set_,
             columns,
             **_source_flags(orders, as_of, table, query, delimiter, encoding, timestamp_format, quarantine,
-                            period_unit, period_origin),
+                            period_unit, period_origin, frequency_only),
             **{"scoring.engine": engine, "spark.master": master, "scoring.accept_missing_columns": accept_missing},
         )
         result = _run_scoring(settings, model, out_path)

@@ -110,6 +110,12 @@ class SourceSettings(_Frozen):
         None,
         description="The date of period 1: period n is period_origin + (n - 1) days or weeks.",
     )
+    frequency_only: bool = Field(
+        False,
+        description="An event log without amounts: no amount, quantity or unit_price is read and every order counts "
+        "as one unit of value; the purchase models, churn, segments and tiers run on what is there (tiers rank by "
+        "discounted expected purchases) and the money columns of the scores are null (docs/data.md).",
+    )
     columns: ColumnMap = ColumnMap()
 
     @model_validator(mode="after")

@@ -277,7 +277,9 @@ def _choose_timestamp_format(con: duckdb.DuckDBPyConnection, column: str, dtype:
     )
 
 
-def _amount_expr(columns: ColumnMap) -> str:
+def _amount_expr(columns: ColumnMap, frequency_only: bool = False) -> str:
+    if frequency_only:  # an event log: every line is worth one unit, no amount column is read
+        return "CAST(1.0 AS DOUBLE)"
     if columns.amount:
         return f"TRY_CAST({quote_ident(columns.amount)} AS DOUBLE)"
     return (
@@ -286,12 +288,21 @@ def _amount_expr(columns: ColumnMap) -> str:
     )
 
 
-def _mapping(columns: ColumnMap) -> dict[str, str]:
+def _mapping(columns: ColumnMap, frequency_only: bool = False) -> dict[str, str]:
+    """The source columns to read, by canonical field (amounts are not read in frequency-only mode;
+    a quantity still is, for its features)."""
+    mapping = {name: value for name, value in columns.model_dump().items() if value}
+    if frequency_only:
+        return {name: value for name, value in mapping.items() if name not in ("amount", "unit_price")}
     if not columns.amount and not (columns.quantity and columns.unit_price):
         raise ClvInputError(
-            "no amount: map an amount column (--columns amount=Col) or both quantity and unit_price"
+            "no amount: map an amount column (--columns amount=Col) or both quantity and unit_price; "
+            f"for an event log without amounts pass {FREQUENCY_ONLY_FIX}"
         )
-    return {name: value for name, value in columns.model_dump().items() if value}
+    return mapping
+
+
+FREQUENCY_ONLY_FIX = "--frequency-only (orders.frequency_only = true: every order counts as one unit)"
 
 
 def ingest(
@@ -337,7 +348,7 @@ def ingest(
     else:
         columns = columns or source.columns
         source_settings = source
-    mapping = _mapping(columns)
+    mapping = _mapping(columns, source_settings.frequency_only)
     say = progress or (lambda _msg: None)
 
     workdir = tempfile.TemporaryDirectory(prefix="clv-ingest-")
@@ -345,9 +356,10 @@ def ingest(
     try:
         say("reading orders")
         opened = open_source(con, source, Path(workdir.name))
-        check_columns(opened, mapping)
+        check_columns(opened, mapping, amount_fix=FREQUENCY_ONLY_FIX)
         say("validating lines")
         report = _build_lines_and_orders(con, opened, columns, source_settings, as_of, validation)
+        report.frequency_only = source_settings.frequency_only
         written: Path | None = None
         if quarantine_path is not None and report.rows_quarantined > 0:
             say("writing quarantine")
@@ -401,6 +413,7 @@ def ingestion_plan(
     as_of: dt.date | None,
     validation: ValidationSettings,
     periods: tuple[str, dt.date] | None = None,
+    frequency_only: bool = False,
 ) -> IngestionPlan:
     """The ingestion SQL over ``raw_source`` (every source column + the ``__row`` number).
 
@@ -418,7 +431,7 @@ def ingestion_plan(
     types = column_types
     cid = _customer_id_expr(columns.customer_id, types[columns.customer_id])
     ts = _timestamp_expr(columns.order_ts, types[columns.order_ts], timestamp_format, periods)
-    amount = _amount_expr(columns)
+    amount = _amount_expr(columns, frequency_only)
     # Without an order id every line is its own order, keyed by its source row number.
     oid = (
         _customer_id_expr(columns.order_id, types[columns.order_id])
@@ -469,9 +482,11 @@ def ingestion_plan(
     extra_aggs = "".join(
         f", sum({name}) AS {name}" if name == "quantity" else f", min({name}) AS {name}" for name in extras
     )
+    # Frequency-only: an order is worth one unit however many lines it has.
+    order_amount = f"CAST(1 AS {MONEY})" if frequency_only else f"sum(CAST(amount AS {MONEY}))"
     order_candidates = f"""
         SELECT customer_id, order_id, min(order_ts) AS order_ts, max(order_ts) AS last_line_ts,
-               sum(CAST(amount AS {MONEY})) AS amount, count(*) AS n_lines {extra_aggs}
+               {order_amount} AS amount, count(*) AS n_lines {extra_aggs}
         FROM lines WHERE reason IS NULL
         GROUP BY customer_id, order_id
         ORDER BY customer_id
@@ -660,7 +675,7 @@ def _build_lines_and_orders(
         fmt = source.timestamp_format or _choose_timestamp_format(
             con, columns.order_ts, types[columns.order_ts], opened.label
         )
-    plan = ingestion_plan(types, columns, fmt, as_of, validation, periods)
+    plan = ingestion_plan(types, columns, fmt, as_of, validation, periods, source.frequency_only)
     for name, sql in plan.steps:
         con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
     # Order-level reasons go back onto the lines of those orders (in place: cheaper than

@@ -63,6 +63,7 @@ class QualityReport:
     zero_amount_orders: int = 0  # orders worth exactly 0 kept as purchases (validation.zero_amount = purchase)
     periods: str | None = None  # how period numbers became timestamps (orders.period_unit), else None
     source_files: int | None = None  # files read (a glob or a directory: several); None for tables
+    frequency_only: bool = False  # no amounts read (orders.frequency_only): revenue counts orders
 
     @property
     def cutoff(self) -> dt.date | None:

@@ -569,13 +569,21 @@ def _abbreviates(short: str, long: str) -> bool:
     return all(char in letters for char in short)
 
 
-def check_columns(opened: OpenedSource, mapping: dict[str, str]) -> None:
+def check_columns(opened: OpenedSource, mapping: dict[str, str], *, amount_fix: str | None = None) -> None:
     """Every mapped column must exist; one line naming every missing one (with the field it is
-    mapped to and the closest existing name), the columns that do exist, and the fix."""
+    mapped to and the closest existing name), the columns that do exist, and the fix.
+    ``amount_fix``: the other fix when the amount is missing and no column resembles it (an event
+    log without amounts)."""
     available = list(opened.column_types)
     missing = [(field, column) for field, column in mapping.items() if column not in opened.column_types]
     if not missing:
         return
+    if amount_fix and [f for f, _ in missing] == ["amount"] and closest_column(mapping["amount"], available) is None:
+        raise ClvInputError(
+            f"{opened.label}: no amount column '{mapping['amount']}'; columns are: {', '.join(available)}; "
+            f"map it with --columns amount=<column> (or quantity=<column>,unit_price=<column>), or, for an event "
+            f"log without amounts, pass {amount_fix}"
+        )
     if len(missing) == 1:
         field, column = missing[0]
         closest = closest_column(column, available)

@@ -518,6 +518,7 @@ def spark_ingest(
     import duckdb
 
     from clv_models.data.ingest import (
+        FREQUENCY_ONLY_FIX,
         _choose_timestamp_format,
         _mapping,
         check_period_column,
@@ -532,7 +533,7 @@ def spark_ingest(
 
     validation = validation or ValidationSettings()
     columns = columns or source.columns
-    mapping = _mapping(columns)
+    mapping = _mapping(columns, source.frequency_only)
     say = progress or (lambda _step: None)
     say("reading orders")
     fileset = None
@@ -545,7 +546,7 @@ def spark_ingest(
     stem = fileset.stem if fileset else Path(label.rstrip("/")).name.split(".")[0] or "orders"
     files = tuple(str(p) for p in fileset.files) if fileset else (label,)
     opened = OpenedSource(label=label, stem=stem, column_types=types, files=files)
-    check_columns(opened, mapping)
+    check_columns(opened, mapping, amount_fix=FREQUENCY_ONLY_FIX)
     sql = SparkSql(spark)
     # Materialised once: the numbering reads the source twice already, and every step reads it.
     numbered = sql.register(
@@ -565,7 +566,7 @@ def spark_ingest(
                 check_period_column(con, columns.order_ts, label, periods[0])
             else:
                 fmt = _choose_timestamp_format(con, columns.order_ts, types[columns.order_ts], label)
-    plan = ingestion_plan(types, columns, fmt, as_of, validation, periods)
+    plan = ingestion_plan(types, columns, fmt, as_of, validation, periods, source.frequency_only)
     say("validating lines")
     for name, query in plan.steps:
         if name == "lines":  # kept as lines_parsed; the final lines get the order-level reasons
@@ -577,6 +578,7 @@ def spark_ingest(
     sql.table("dropped_customers", dropped_customers_sql())
     say("quality report")
     report = quality_report(label, sql.fetch, as_of, fmt)
+    report.frequency_only = source.frequency_only
     report.periods = describe_periods(periods)
     report.source_files = len(files)
     written = None

@@ -40,6 +40,8 @@ SCORE_COLUMNS = (
     "lifecycle_stage",
     "next_best_action",
 )
+# Null in the scores of a frequency-only scorer (an event log without amounts, decisions D41).
+MONEY_COLUMNS = ("monetary_value", "expected_order_value", "clv_h")
 PROVENANCE_COLUMNS = ("model_uri", "model_version", "scored_at")
 # Features and scores whose drift against training is measured at scoring time.
 DRIFT_COLUMNS = (
@@ -100,9 +102,18 @@ class CustomerScorer:
         numeric = [c for c in seen if c not in categorical]
         return ["as_of", *numeric, *categorical]
 
+    @property
+    def frequency_only(self) -> bool:
+        """Trained on an event log without amounts (decisions D41); older scorers had amounts."""
+        return bool(getattr(self.settings.orders, "frequency_only", False))
+
     def fit_drift_reference(self, scored: pd.DataFrame) -> None:
         """Decile bins of the training population's features and scores (for PSI at scoring)."""
-        self.drift_reference = {c: DriftReference.fit(scored[c]) for c in DRIFT_COLUMNS if c in scored.columns}
+        # Without amounts the money columns are null in the scores: nothing to compare.
+        skip = MONEY_COLUMNS if self.frequency_only else ()
+        self.drift_reference = {
+            c: DriftReference.fit(scored[c]) for c in DRIFT_COLUMNS if c in scored.columns and c not in skip
+        }
 
     def check_input(self, features: pd.DataFrame) -> None:
         missing = [c for c in ("customer_id", *self.input_columns) if c not in features.columns]
@@ -146,6 +157,9 @@ class CustomerScorer:
         # An ISO date string: what a Spark struct (spark_udf) can carry; the jobs write a timestamp.
         decided["as_of"] = cutoffs.to_numpy(dtype=object)
         out = decided[list(SCORE_COLUMNS)].reset_index(drop=True)
+        if self.frequency_only:
+            # No amounts were read: the unit values behind tiers and segments are no money (D41).
+            out[list(MONEY_COLUMNS)] = float("nan")
         if not codes:
             labels = labels or self.settings.labels
             out = apply_labels(out, labels.language, labels.overrides)

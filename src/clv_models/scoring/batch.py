@@ -34,7 +34,7 @@ from clv_models.features.churn import OPTIONAL_SOURCES
 if TYPE_CHECKING:
     import pandas as pd
 
-    from clv_models.config import LabelSettings, Settings
+    from clv_models.config import LabelSettings, Settings, SourceSettings
     from clv_models.scorer import CustomerScorer
     from clv_models.tracking.registry import LoadedScorer
 
@@ -148,10 +148,23 @@ class ScoringPlan:
     labels: LabelSettings
     columns: list[str]
     stamp: dt.datetime
+    orders: SourceSettings  # the scoring orders, read with or without amounts as the scorer was trained
 
     @property
     def scorer(self) -> CustomerScorer:
         return self.loaded.scorer
+
+
+def scoring_orders(settings: Settings, scorer: CustomerScorer, model_uri: str) -> SourceSettings:
+    """``settings.orders`` read as the scorer was trained: a frequency-only scorer (decisions D41)
+    reads no amounts; a scorer trained on amounts refuses to score without them."""
+    trained = scorer.frequency_only
+    if settings.orders.frequency_only and not trained:
+        raise ClvInputError(
+            f"model {model_uri} was trained on order amounts; it cannot score orders without them "
+            "(--frequency-only): map the amount column, or train a frequency-only model"
+        )
+    return settings.orders.model_copy(update={"frequency_only": True}) if trained else settings.orders
 
 
 def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetime | None) -> ScoringPlan:
@@ -179,6 +192,7 @@ def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetim
         labels=score_labels(settings, loaded.scorer),
         columns=output_columns(settings),
         stamp=scored_at(stamp),
+        orders=scoring_orders(settings, loaded.scorer, model_uri),
     )
 
 

@@ -224,7 +224,7 @@ def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -
     scorer = plan.scorer
     out_path = writer.path
     with ingest(
-        settings.orders,
+        plan.orders,
         as_of=settings.features.as_of,
         validation=settings.validation,
         quarantine_path=settings.validation.quarantine,

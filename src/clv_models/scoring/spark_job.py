@@ -137,7 +137,7 @@ def score_spark(
     session = spark or spark_session(settings.spark.master or None, conf=settings.spark.conf)
     with spark_ingest(
         session,
-        settings.orders,
+        plan.orders,
         as_of=settings.features.as_of,
         validation=settings.validation,
         quarantine_path=settings.validation.quarantine,

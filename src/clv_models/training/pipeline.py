@@ -106,18 +106,21 @@ def _quality_metrics(report: Any) -> dict[str, float]:
     return report.metrics()
 
 
-def _fit_ltv(rfm: pd.DataFrame, model: str, penalizer: float, spend_penalizer: float) -> tuple[Any, Any, list[str]]:
-    """The purchase model ``model`` and Gamma-Gamma on ``rfm``. A purchase fit the data do not
-    identify is refitted with the next penalizers of the ladder until one is (decisions D31);
-    returns what the user must be told."""
+def _fit_ltv(
+    rfm: pd.DataFrame, model: str, penalizer: float, spend_penalizer: float, *, frequency_only: bool = False
+) -> tuple[Any, Any, list[str]]:
+    """The purchase model ``model`` and Gamma-Gamma on ``rfm`` (without amounts, the unit spend
+    model, decisions D41). A purchase fit the data do not identify is refitted with the next
+    penalizers of the ladder until one is (decisions D31); returns what the user must be told."""
     from clv_models.models import GammaGammaModel
+    from clv_models.models.unit_spend import UnitSpendModel
     from clv_models.training.purchase_models import PENALTY_LADDER, fit_purchase_model
 
     repeat = rfm[rfm["frequency"] > 0]
     if len(repeat) < 20:
         raise ClvInputError(
             f"only {len(repeat)} customers bought twice or more before {rfm.attrs.get('as_of')}: too few to fit "
-            "Gamma-Gamma; train on a longer history"
+            f"{'the purchase models' if frequency_only else 'Gamma-Gamma'}; train on a longer history"
         )
     notes: list[str] = []
     purchases = fit_purchase_model(model, rfm, penalizer)
@@ -131,7 +134,8 @@ def _fit_ltv(rfm: pd.DataFrame, model: str, penalizer: float, spend_penalizer: f
                 break
         else:  # a penalty that does not identify the model only moves it to another edge: keep the plain fit
             notes.append(f"{model} at the cutoff is not identified ({first}): read its P(alive) with care")
-    return purchases, GammaGammaModel(penalizer=spend_penalizer).fit(repeat), notes
+    spend = UnitSpendModel() if frequency_only else GammaGammaModel(penalizer=spend_penalizer)
+    return purchases, spend.fit(repeat), notes
 
 
 def _ltv_evaluation(
@@ -163,9 +167,13 @@ def _ltv_evaluation(
         )
     choice = choose_purchase_model(split, settings.ltv.model, settings.ltv.penalizer)
     choice.notes[:0] = notes
-    purchases, gamma_gamma, _ = _fit_ltv(split, choice.model, choice.penalizer, settings.ltv.penalizer)
+    purchases, gamma_gamma, _ = _fit_ltv(
+        split, choice.model, choice.penalizer, settings.ltv.penalizer, frequency_only=settings.orders.frequency_only
+    )
     files = write_ltv_report(work / "ltv", purchases=purchases, spend=gamma_gamma, split=split, orders=ingested)
     metrics = files.report.metrics()
+    if settings.orders.frequency_only:  # every order is worth 1: Gamma-Gamma's check has no spend to read
+        metrics["gamma_gamma_frequency_monetary_corr"] = float("nan")
     run.log_params({"ltv": {**settings.ltv.model_dump(), "calibration_end": calibration_end.isoformat(),
                             "holdout_days_used": holdout_days}})  # fmt: skip
     run.log_params({"ltv_eval_purchases": purchases.params_, "ltv_eval_gamma_gamma": gamma_gamma.params_})
@@ -311,6 +319,8 @@ def train(
                 metrics.update(ltv_metrics)
                 ltv_run.set_tags({"warnings": "; ".join(sorted({str(w.message) for w in caught}))[:5000]})
             notices = list(choice.notes)
+            if settings.orders.frequency_only:
+                notices.insert(0, FREQUENCY_ONLY_NOTICE)
 
             say(f"churn classifier: {settings.churn.n_trials} Optuna trials")
             with run.child("churn") as churn_run:
@@ -335,7 +345,10 @@ def train(
             rfm.attrs["unit"] = unit
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                purchases, gamma_gamma, production_notes = _fit_ltv(rfm, choice.model, choice.penalizer, settings.ltv.penalizer)
+                purchases, gamma_gamma, production_notes = _fit_ltv(
+                    rfm, choice.model, choice.penalizer, settings.ltv.penalizer,
+                    frequency_only=settings.orders.frequency_only,
+                )  # fmt: skip
             notices += production_notes
             # The BTYD features' models, fitted at the cutoff as each snapshot's were at its own,
             # and stored in the scorer: scoring applies them and fits nothing (decisions D28).
@@ -444,6 +457,11 @@ def _register_or_note(
         return result
 
 
+FREQUENCY_ONLY_NOTICE = (
+    "frequency-only (no amounts were read): every order counts as one unit, so the value tiers rank customers by "
+    "discounted expected purchases, the holdout 'revenue' metrics count orders, and the money columns of the scores "
+    "(monetary_value, expected_order_value, clv_h) are null"
+)
 SHORTEST_HOLDOUT_DAYS = 28  # the LTV evaluation's holdout never shrinks below four weeks
 UNREGISTERED_DIR = "unregistered"
 SAVED_RUN_FILE = "run.json"
