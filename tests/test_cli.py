@@ -208,5 +208,5 @@ def test_demo_runs_with_nothing_beside_the_repository(tmp_path: Path, extra: lis
     assert run.returncode == 0, run.stderr[-3000:]
     assert "registered clv-customer-scorer version 1" in run.stdout and "Traceback" not in run.stderr
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
-    assert len(scores) == 4_324 if not extra else 400 < len(scores) <= 800
+    assert len(scores) == 4_325 if not extra else 400 < len(scores) <= 800
     assert scores["customer_id"].is_unique and scores["clv_h"].notna().all()

@@ -98,7 +98,8 @@ def test_online_retail_ingests_with_the_exposed_mapping() -> None:
         counts = result.report.reason_counts
         assert counts["duplicate_line"] == 5_225  # docs/decisions.md D4
         assert counts["return_without_purchase"] == 407  # D3
-        assert result.report.customers == 4_324  # the README's demo scores this many
+        assert result.report.customers == 4_325  # the README's demo scores this many
+        assert result.report.zero_amount_orders == 4  # free orders are purchases by default (D41)
 
 
 def test_load_cdnow_master() -> None:
@@ -109,9 +110,9 @@ def test_load_cdnow_master() -> None:
     assert frame["customer_id"].iloc[0] == "00001"  # zero-padded, as published
     assert frame["order_ts"].min() == pd.Timestamp("1997-01-01")
     assert frame["order_ts"].max() < pd.Timestamp("1998-07-01")
-    with ingest(frame, columns=ColumnMap.parse(CDNOW_COLUMNS)) as result:  # the $0 rows are not purchases
-        assert result.report.reason_counts == {"non_positive_order": 80}
-        assert result.report.customers == 23_502
+    with ingest(frame, columns=ColumnMap.parse(CDNOW_COLUMNS)) as result:  # the $0 rows are purchases
+        assert result.report.reason_counts == {} and result.report.zero_amount_orders == 80
+        assert result.report.customers == 23_570
 
 
 def test_load_cdnow_master_without_lifetimes_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -153,10 +153,10 @@ class ValidationSettings(_Frozen):
         "quarantines the repeats as duplicate_row.",
     )
     zero_amount: Literal["quarantine", "purchase"] = Field(
-        "quarantine",
-        description="Orders whose lines sum to exactly 0 (and nothing was returned): 'quarantine' (non_positive_order; "
-        "not a purchase) or 'purchase' (a purchase worth 0, as lifetimes and the BTYD literature count CDNOW's $0 "
-        "rows; then CDNOW master's RFM equals lifetimes' summary row for row).",
+        "purchase",
+        description="Orders whose lines sum to exactly 0 (and nothing was returned): 'purchase' (default: a purchase "
+        "worth 0, as lifetimes and the BTYD literature count CDNOW's $0 rows; then CDNOW master's RFM equals "
+        "lifetimes' summary row for row) or 'quarantine' (non_positive_order; not a purchase).",
     )
 
 

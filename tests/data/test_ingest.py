@@ -36,7 +36,7 @@ LINES = [
     ("", "10", "2024-01-08 10:00:00", "1", "3.0"),  # missing_customer_id (guest)
     ("505", "11", "not a date", "1", "3.0"),  # bad_timestamp
     ("505", "12", "2024-01-09 10:00:00", "x", "3.0"),  # bad_amount
-    ("606", "13", "2024-01-12 10:00:00", "1", "0.0"),  # zero-priced -> non_positive_order
+    ("606", "13", "2024-01-12 10:00:00", "1", "0.0"),  # zero-priced: a purchase worth 0 (zero_amount default)
     ("707", "14", "2024-02-05 10:00:00", "1", "9.0"),  # after_cutoff (as_of 2024-01-31)
 ]
 
@@ -64,7 +64,7 @@ def test_orders_returns_and_reasons(lines_csv: Path, tmp_path: Path) -> None:
         report = result.report
 
     # "101.0" and "101" are one customer; line items summed; the credit netted into order 4;
-    # customer 303's purchase was returned in full and is no purchase.
+    # customer 303's purchase was returned in full and is no purchase; 606's free order is one.
     got = orders[["customer_id", "order_id", "amount", "returned_amount"]].values.tolist()
     assert got == [
         ["101", "1", 15.0, 0.0],
@@ -72,30 +72,31 @@ def test_orders_returns_and_reasons(lines_csv: Path, tmp_path: Path) -> None:
         ["101", "3", 30.0, 0.0],
         ["101", "4", 30.0, 10.0],
         ["202", "6", 50.0, 0.0],
+        ["606", "13", 0.0, 0.0],
     ]
     assert orders.loc[orders.order_id == "1", "order_ts"].item() == pd.Timestamp("2024-01-01 10:00")
-    assert orders["n_lines"].tolist() == [2, 1, 1, 1, 1]
+    assert orders["n_lines"].tolist() == [2, 1, 1, 1, 1, 1]
 
     # Customer 303's purchase line is quarantined as non_positive_order; its credit-note line
-    # was consumed by the netting, customer 606's zero-priced line is non_positive too.
+    # was consumed by the netting.
     assert report.reason_counts == {
         "after_cutoff": 1,
         "bad_amount": 1,
         "bad_timestamp": 1,
         "duplicate_line": 1,
         "missing_customer_id": 1,
-        "non_positive_order": 2,
+        "non_positive_order": 1,
         "return_without_purchase": 1,
     }
     assert report.rows_read == len(LINES)
     assert report.malformed_rows == 3  # bad_timestamp, bad_amount, duplicate_line
-    assert report.orders == 5 and report.customers == 2
+    assert report.orders == 6 and report.customers == 3 and report.zero_amount_orders == 1
     assert report.net_revenue == pytest.approx(130.0)
     assert report.returned_revenue == pytest.approx(10.0)
 
     # The quarantine holds the raw rows, untouched, with reason and source row number.
     q = pd.read_parquet(quarantine)
-    assert sorted(q["source_row"]) == [5, 9, 11, 12, 13, 14, 15, 16]
+    assert sorted(q["source_row"]) == [5, 9, 11, 12, 13, 14, 16]
     dup = q[q.reason == "duplicate_line"].iloc[0]
     assert (dup["cust"], dup["invoice"], dup["qty"]) == ("101", "3", "3")
     assert q.loc[q.reason == "bad_amount", "qty"].item() == "x"
@@ -198,7 +199,7 @@ def test_explicit_encoding_and_delimiter(tmp_path: Path) -> None:
     source = SourceSettings(path=str(path), delimiter="|", encoding="cp1252", columns=COLUMNS)
     with ingest(source, validation=ValidationSettings(max_bad_share=1.0), quarantine_path=None,
                 as_of=dt.date(2024, 1, 31)) as result:
-        assert result.report.orders == 5
+        assert result.report.orders == 6
 
 
 def test_wrong_explicit_encoding_is_a_clear_error(tmp_path: Path) -> None:
@@ -263,11 +264,13 @@ def test_online_retail_report(online_retail_path: Path) -> None:
     # Ids are strings without the float's ".0"; no cancellation invoice survives as a purchase.
     assert orders["customer_id"].str.fullmatch(r"\d{5}").all()
     assert not orders["order_id"].str.startswith("C").any()
-    assert (orders["amount"] > 0).all()
-    # Every customer with at least one positive invoice keeps at least one order.
+    assert (orders["amount"] >= 0).all()
+    # Every customer with at least one positive (or free) invoice keeps at least one order; the
+    # invoices whose lines sum to exactly 0 are the orders worth 0 (validation.zero_amount default).
     lines = with_id.drop_duplicates().assign(amount=lambda f: f.Quantity * f.UnitPrice)
-    positive = lines.groupby(["CustomerID", "InvoiceNo"])["amount"].sum()
-    assert report.customers <= positive[positive > 0].index.get_level_values(0).nunique()
+    totals = lines.groupby(["CustomerID", "InvoiceNo"])["amount"].sum()
+    assert report.customers <= totals[totals >= 0].index.get_level_values(0).nunique()
+    assert (orders["amount"] == 0).sum() == report.zero_amount_orders == (totals == 0).sum() == 4
     assert report.customers > 4_300
 
 

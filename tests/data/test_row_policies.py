@@ -149,7 +149,8 @@ CDNOW_COLUMNS = ColumnMap.parse("customer_id=customer_id,order_ts=date,amount=do
 def test_cdnow_zero_dollar_customers_are_reported_and_listed(cdnow_master: pd.DataFrame, cdnow_csv: Path) -> None:
     only_zero = set(cdnow_master.groupby("customer_id")["dollar_value"].max().loc[lambda s: s == 0].index)
     assert len(only_zero) == 68
-    with ingest(cdnow_csv, columns=CDNOW_COLUMNS, quarantine_path=None) as result:
+    not_zero = ValidationSettings(zero_amount="quarantine")
+    with ingest(cdnow_csv, columns=CDNOW_COLUMNS, validation=not_zero, quarantine_path=None) as result:
         report = result.report
         quarantine = result.quarantine_frame()
     assert report.reason_counts == {"non_positive_order": int((cdnow_master["dollar_value"] == 0).sum())} == {
@@ -172,8 +173,8 @@ def test_cdnow_summary_equals_lifetimes_row_for_row(cdnow_master: pd.DataFrame, 
         transactions, "customer_id", "date", monetary_value_col="dollar_value",
         observation_period_end="1998-06-30", freq="D",
     )  # fmt: skip
-    zero_is_a_purchase = ValidationSettings(zero_amount="purchase")
-    with ingest(cdnow_csv, columns=CDNOW_COLUMNS, validation=zero_is_a_purchase, quarantine_path=None) as result:
+    assert ValidationSettings().zero_amount == "purchase"  # the default: CDNOW as lifetimes reads it
+    with ingest(cdnow_csv, columns=CDNOW_COLUMNS, quarantine_path=None) as result:
         assert result.report.reason_counts == {} and result.report.customers_dropped == {}
         assert result.report.zero_amount_orders == 80
         ours = rfm_summary(result, as_of=dt.date(1998, 6, 30), unit="D").set_index("customer_id")
@@ -217,8 +218,9 @@ CRAFTED_COLUMNS = ColumnMap.parse(CRAFTED_SPEC)
 
 def test_customers_without_a_usable_purchase_by_reason(crafted_csv: Path, tmp_path: Path) -> None:
     heard = []
+    zero_is_no_purchase = ValidationSettings(max_bad_share=1.0, zero_amount="quarantine")
     with report_listener(heard.append), ingest(
-        crafted_csv, columns=CRAFTED_COLUMNS, as_of=dt.date(2024, 1, 31), validation=LENIENT,
+        crafted_csv, columns=CRAFTED_COLUMNS, as_of=dt.date(2024, 1, 31), validation=zero_is_no_purchase,
         quarantine_path=tmp_path / "q" / "{source}.parquet",
     ) as result:  # fmt: skip
         report = result.report
@@ -269,7 +271,8 @@ def test_clv_validate_prints_dropped_customers_and_reads_period_flags(crafted_cs
         "--as-of", "2024-01-31", "--max-bad-share", "1", "--quarantine", str(tmp_path / "q.parquet"),
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "customers with no usable purchase: 6 (returned_in_full: 1, only_zero_amount: 2, only_returns: 1, " \
+    # By default B's and G's orders worth 0 are purchases (validation.zero_amount = purchase).
+    assert "customers with no usable purchase: 4 (returned_in_full: 1, only_returns: 1, " \
            "only_malformed_rows: 1, only_after_cutoff: 1)" in result.output  # fmt: skip
 
     weeks = tmp_path / "weeks"

@@ -310,9 +310,9 @@ def test_cli_train_export_score(online_retail_path: Path, tmp_path: Path) -> Non
     scored = clv("score", "--config", str(config), "--model", str(tmp_path / "model"), "--out",
                  str(tmp_path / "scores.csv"), cwd=tmp_path)  # fmt: skip
     assert scored.returncode == 0, scored.stderr[-3000:]
-    assert "scored 4,324 customers at 2011-12-09" in scored.stdout
+    assert "scored 4,325 customers at 2011-12-09" in scored.stdout
     table = pd.read_csv(tmp_path / "scores.csv", dtype={"customer_id": str})
-    assert len(table) == 4324 and set(table["value_tier"]) == {"high", "medium", "low"}
+    assert len(table) == 4325 and set(table["value_tier"]) == {"high", "medium", "low"}
     assert (table["model_version"] == 1).all()
 
 
