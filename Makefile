@@ -17,8 +17,11 @@ demo: $(BIN)/.installed
 	$(BIN)/clv demo
 
 # pytest exits 5 when it collected no test: treat that as a failure, not as green.
+# Two workers (the machines have two cores); tests/conftest.py keeps each file, and every test of
+# the shared scoring shop, on one worker so their fixtures are built once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed
-	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python -m pytest; rc=$$?; \
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: $(BIN)/.installed

@@ -30,6 +30,17 @@ ONLINE_RETAIL_COLUMNS = (
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (``make test``: ``-n 2 --dist loadgroup``): one worker runs a whole file, so
+    its module fixtures are built once, and one worker runs every test of the scoring ``shop`` (a
+    session fixture that trains a scorer), wherever they are."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = "scoring-shop" if "shop" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def online_retail_path() -> Path:
     """Online Retail as shipped in the package (clv_models.datasets): no data beside the repository."""
