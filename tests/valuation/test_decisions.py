@@ -56,9 +56,19 @@ def test_lifecycle_needs_its_inputs() -> None:
     with pytest.raises(ClvInputError, match="orders_180_360d"):
         lifecycle_stage(CUSTOMERS.drop(columns="orders_180_360d"))
     broken = CUSTOMERS.copy()
-    broken.loc[2, "p_alive"] = np.nan
-    with pytest.raises(ClvInputError, match="1 row.*'p_alive'"):
+    broken.loc[2, "churn_probability"] = np.nan
+    with pytest.raises(ClvInputError, match="1 row.*'churn_probability'"):
         lifecycle_stage(broken)
+
+
+def test_a_missing_p_alive_leaves_the_churn_probability_to_decide() -> None:
+    # P(alive) is null when the purchase model is not identified (decisions D45).
+    unknown = CUSTOMERS.assign(p_alive=np.nan)
+    # By hand: row 2 was churned on P(alive) 0.10 alone, now flat (0 vs 3 orders) and 400 days old;
+    # row 4 was at risk on P(alive) 0.40 alone, now rising (5 vs 1); every churn rule still holds.
+    expected = CUSTOMERS["expected"].tolist()
+    expected[2], expected[4] = "mature", "growing"
+    assert list(lifecycle_stage(unknown)) == expected
 
 
 def test_default_actions() -> None:

@@ -112,7 +112,9 @@ class CustomerScorer:
         # Without amounts the money columns are null in the scores: nothing to compare.
         skip = MONEY_COLUMNS if self.frequency_only else ()
         self.drift_reference = {
-            c: DriftReference.fit(scored[c]) for c in DRIFT_COLUMNS if c in scored.columns and c not in skip
+            c: DriftReference.fit(scored[c])
+            for c in DRIFT_COLUMNS
+            if c in scored.columns and c not in skip and scored[c].notna().any()  # p_alive of a fit not identified
         }
 
     def check_input(self, features: pd.DataFrame) -> None:

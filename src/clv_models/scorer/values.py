@@ -49,6 +49,17 @@ class CustomerModels:
     risk_bands: ChurnRiskBands | None = None  # fitted at training (None: the absolute [churn_risk] bands)
 
 
+def reported_p_alive(purchases: BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel, rfm: pd.DataFrame) -> np.ndarray:
+    """P(alive) of each customer from the purchase model, or NaN for every customer when the fit is
+    not identified (``converged_`` False, decisions D45): then the drop-out heterogeneity sits at
+    the edge of its space (on Online Retail every candidate says nobody leaves) and P(alive) = 1
+    for a customer silent for a year is the edge speaking, not the data. Lifecycle stages then read
+    the churn probability alone."""
+    if not getattr(purchases, "converged_", True):
+        return np.full(len(rfm), np.nan)
+    return np.asarray(purchases.probability_alive(rfm), dtype=float)
+
+
 def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Settings) -> pd.DataFrame:
     """``table`` plus the model values (see the module docstring); ``attrs`` are kept."""
     from clv_models.valuation.clv import customer_lifetime_value
@@ -57,7 +68,7 @@ def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Setti
     rfm = out[list(RFM_COLUMNS)]
     rfm.attrs["unit"] = table.attrs.get("unit")
     horizon = settings.valuation.horizon
-    out["p_alive"] = models.purchases.probability_alive(rfm)
+    out["p_alive"] = reported_p_alive(models.purchases, rfm)
     out["expected_purchases_h"] = models.purchases.expected_purchases(rfm, horizon=horizon)
     out["expected_order_value"] = models.gamma_gamma.expected_order_value(rfm)
     out["clv_h"] = customer_lifetime_value(models.purchases, models.gamma_gamma, rfm, **settings.valuation.model_dump())

@@ -133,7 +133,10 @@ def _fit_ltv(
                 purchases = remedy
                 break
         else:  # a penalty that does not identify the model only moves it to another edge: keep the plain fit
-            notes.append(f"{model} at the cutoff is not identified ({first}): read its P(alive) with care")
+            notes.append(
+                f"{model} at the cutoff is not identified ({first}): P(alive) is not reported (null in the scores) "
+                "and lifecycle stages read the churn probability alone"
+            )
     spend = UnitSpendModel() if frequency_only else GammaGammaModel(penalizer=spend_penalizer)
     return purchases, spend.fit(repeat), notes
 

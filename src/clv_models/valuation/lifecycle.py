@@ -14,7 +14,8 @@ first that holds wins; thresholds in config ``[lifecycle]``, defaults in bracket
 
 Both churn signals are used because they fail differently: BG/NBD's P(alive) is 1 for every
 customer without a repeat purchase however long ago they bought, while the churn classifier sees
-recency directly. Tenure is days since the first purchase; the order counts are point-in-time
+recency directly. A missing P(alive) (the purchase model is not identified, decisions D45) is no
+evidence either way: the churn probability alone decides rules 2 and 3. Tenure is days since the first purchase; the order counts are point-in-time
 features of :mod:`clv_models.features.churn` (``orders_180d``, ``orders_180_360d``).
 """
 
@@ -55,6 +56,8 @@ def lifecycle_stage(
         )
     values: dict[str, np.ndarray] = {c: table[c].to_numpy(dtype=float) for c in INPUTS}
     for name, column in values.items():
+        if name == "p_alive":  # missing when the purchase model is not identified: no evidence either way
+            continue
         bad = ~np.isfinite(column)
         if bad.any():
             raise ClvInputError(f"lifecycle stages: {int(bad.sum())} row(s) have a missing '{name}'; score them first")
