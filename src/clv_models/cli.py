@@ -935,7 +935,8 @@ def _print_scores_sample(path: Path) -> None:
     for name in columns:
         table.add_column(name, justify="right" if name in ("clv_h", "p_alive", "churn_probability") else "left")
     for row in sample[columns].itertuples(index=False):
-        table.add_row(*(f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row))
+        # A null (P(alive) of a fit not identified, money of an event log) is shown as such, not as "nan".
+        table.add_row(*(("null" if v != v else f"{v:,.3f}") if isinstance(v, float) else str(v) for v in row))
     out.print(table)
 
 
