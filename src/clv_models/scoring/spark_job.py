@@ -44,7 +44,8 @@ _SCORERS: dict[str, Any] = {}  # per Python worker: model directory → loaded s
 def _spark_type(column: str) -> str:
     if column in ("as_of", "scored_at"):
         return "timestamp_ntz"
-    if column in ("customer_id", *DECISIONS, "next_best_action", "model_uri", "model_version", TALLY_COLUMN):
+    if column in ("customer_id", *DECISIONS, "next_best_action", "model_uri", "model_version", TALLY_COLUMN,
+                  "recommended_products"):  # fmt: skip
         return "string"
     return "double"
 
