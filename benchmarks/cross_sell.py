@@ -24,8 +24,7 @@ import argparse
 import datetime as dt
 import time
 
-# Online Retail's stock codes that are not products (postage, manual, fees, samples, charges).
-NOT_PRODUCTS = ("POST", "DOT", "M", "m", "D", "C2", "CRUK", "PADS", "BANK CHARGES", "AMAZONFEE", "S", "B")
+from clv_models.datasets import ONLINE_RETAIL_NOT_PRODUCTS
 
 CANDIDATES = (
     ("popularity", {}),
@@ -41,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cutoff", default="2011-09-09")
     parser.add_argument("--window", type=int, default=90, help="days judged after the cutoff")
-    parser.add_argument("--exclude", default=",".join(NOT_PRODUCTS))
+    parser.add_argument("--exclude", default=",".join(ONLINE_RETAIL_NOT_PRODUCTS))
     args = parser.parse_args()
 
     from clv_models.config import ColumnMap

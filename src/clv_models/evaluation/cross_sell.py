@@ -36,14 +36,20 @@ def metric_names(ks: Sequence[int] = EVAL_KS) -> tuple[str, ...]:
     return (*names, "xsell_eval_customers", "xsell_eval_products")
 
 
+def _pairs(frame: pd.DataFrame) -> zip[tuple[str, str]]:
+    """(customer_id, product_id) as Python strings (iterating Arrow-backed columns is slow)."""
+    customers = frame["customer_id"].astype(str).to_numpy(dtype=object)
+    return zip(customers, frame["product_id"].astype(str).to_numpy(dtype=object), strict=True)
+
+
 def new_purchases(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, set[str]]:
     """``customer_id -> products bought after but never before``, for customers in both frames
     with at least one such product (frames of ``customer_id``, ``product_id``)."""
     seen: dict[str, set[str]] = {}
-    for customer, product in zip(before["customer_id"].astype(str), before["product_id"].astype(str), strict=True):
+    for customer, product in _pairs(before):
         seen.setdefault(customer, set()).add(product)
     new: dict[str, set[str]] = {}
-    for customer, product in zip(after["customer_id"].astype(str), after["product_id"].astype(str), strict=True):
+    for customer, product in _pairs(after):
         if customer in seen and product not in seen[customer]:
             new.setdefault(customer, set()).add(product)
     return new

@@ -38,16 +38,17 @@ METHODS = ("cosine", "lift", "popularity")
 SEPARATOR = "|"  # recommended_products is the product ids joined by this (decisions D43)
 
 
-def _binary_matrix(customers: np.ndarray, products: np.ndarray, catalogue: np.ndarray) -> Any:
-    """CSR customer × product 0/1 matrix (rows: distinct customers in sorted order)."""
+def _binary_matrix(pairs: pd.DataFrame) -> tuple[Any, np.ndarray]:
+    """(CSR customer × product 0/1 matrix, the catalogue: distinct product ids, sorted)."""
+    import pandas as pd
     from scipy import sparse
 
-    rows, row_index = np.unique(customers, return_inverse=True)
-    cols = np.searchsorted(catalogue, products)
+    row_index, customers = pd.factorize(pairs["customer_id"].astype(str), sort=True)
+    cols, catalogue = pd.factorize(pairs["product_id"].astype(str), sort=True)
     data = np.ones(len(cols), dtype=np.float64)
-    matrix = sparse.csr_matrix((data, (row_index, cols)), shape=(len(rows), len(catalogue)))
+    matrix = sparse.csr_matrix((data, (row_index, cols)), shape=(len(customers), len(catalogue)))
     matrix.data[:] = 1.0  # duplicate pairs were summed: a customer bought a product or not
-    return matrix
+    return matrix, np.asarray(catalogue, dtype=object)
 
 
 class ProductAffinity:
@@ -65,7 +66,7 @@ class ProductAffinity:
         self,
         method: str = "cosine",
         *,
-        neighbours: int = 100,
+        neighbours: int = 20,
         min_pair_customers: int = 3,
         exclude: Sequence[str] = (),
     ) -> None:
@@ -89,10 +90,8 @@ class ProductAffinity:
             raise ClvInputError(f"product affinity: unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         if pairs.empty:
             raise ClvInputError("product affinity: no (customer, product) pairs to fit on")
-        customers = pairs["customer_id"].astype(str).to_numpy()
-        products = pairs["product_id"].astype(str).to_numpy()
-        catalogue = np.unique(products)  # sorted: a product's index orders ties by id
-        matrix = _binary_matrix(customers, products, catalogue)
+        # The catalogue is sorted: a product's index orders ties by id.
+        matrix, catalogue = _binary_matrix(pairs)
         counts = np.asarray(matrix.sum(axis=0)).ravel()
         self.products_ = catalogue.astype(object)
         self.product_customers_ = counts.astype(np.int64)
@@ -102,7 +101,7 @@ class ProductAffinity:
         rank = np.empty(len(catalogue), dtype=np.int64)
         rank[order] = np.arange(len(catalogue))
         self.popularity_rank_ = rank
-        self.recommendable_ = ~np.isin(catalogue, np.asarray(self.exclude, dtype=str))
+        self.recommendable_ = ~np.isin(catalogue.astype(str), np.asarray(self.exclude, dtype=str))
         self.product_index_ = {str(p): i for i, p in enumerate(catalogue)}
         # Recommendable products, most popular first: the fill-in after the similar ones.
         self.popularity_order_ = order[self.recommendable_[order]].astype(np.int32)
@@ -129,15 +128,16 @@ class ProductAffinity:
         matrix = matrix.tocsc()
         n = len(counts)
         step = max(1, 4_000_000 // max(n, 1))  # ~32 MB of float64 per block of products
-        ids = np.arange(n)
         for start in range(0, n, step):
             rows = slice(start, min(start + step, n))
             sim = self._similarity_rows(matrix, counts, rows)
             sim[:, ~self.recommendable_] = 0.0
             for offset, row in enumerate(sim):
-                # Largest similarity first, ties by the smaller product index (= product id).
-                top = np.lexsort((ids, -row))[:width]
-                top = top[row[top] > 0]
+                # Shortlist everything at least as similar as the width-th largest (ties kept),
+                # then largest first, ties by the smaller product index (= product id).
+                threshold = np.partition(row, n - width)[n - width] if width < n else -np.inf
+                short = np.flatnonzero((row >= threshold) & (row > 0))
+                top = short[np.lexsort((short, -row[short]))][:width]
                 self.neighbour_index_[start + offset, : len(top)] = top
                 self.neighbour_weight_[start + offset, : len(top)] = row[top]
 
@@ -150,45 +150,88 @@ class ProductAffinity:
         index = self.product_index_
         return sorted({index[p] for p in map(str, customer_products) if p in index})
 
-    def scores(self, bought: Sequence[int]) -> np.ndarray:
-        """Score of every catalogue product for a customer who bought the products at indices
-        ``bought`` (sorted): the sum of their stored similarities, added in that fixed order."""
-        total = np.zeros(len(self.products_), dtype=np.float64)
-        for i in bought:
-            index = self.neighbour_index_[i]
-            keep = index >= 0
-            total[index[keep]] += self.neighbour_weight_[i][keep]  # distinct within a row
-        return total
+    def _similarity_matrix(self) -> Any:
+        """The stored neighbours as a CSR product × product matrix (built once per process)."""
+        cached = self.__dict__.get("_similarity_csr")
+        if cached is None:
+            from scipy import sparse
+
+            n, width = self.neighbour_index_.shape
+            rows = np.repeat(np.arange(n), width)
+            cols = self.neighbour_index_.ravel()
+            keep = cols >= 0
+            cached = sparse.csr_matrix(
+                (self.neighbour_weight_.ravel()[keep], (rows[keep], cols[keep])), shape=(n, n)
+            )
+            cached.sort_indices()
+            self.__dict__["_similarity_csr"] = cached
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_similarity_csr", None)  # derived: rebuilt on first use, not stored
+        return state
+
+    def _recommend_rows(self, baskets: Sequence[list[int]], k: int) -> list[list[str]]:
+        """Top ``k`` for each basket (sorted distinct catalogue indices). A basket's score row is
+        X_row @ W: scipy adds row by row over the basket's products in index order, so a basket
+        gets the same floating-point sums alone or among others."""
+        from scipy import sparse
+
+        weights = self._similarity_matrix()
+        n = len(self.products_)
+        out: list[list[str]] = []
+        popular = self.popularity_order_.tolist()
+        bought_mask = np.zeros(n, dtype=bool)
+        step = 1_000  # baskets per block: bounds the memory of the score block
+        for start in range(0, len(baskets), step):
+            block = baskets[start : start + step]
+            indptr = np.cumsum([0, *(len(b) for b in block)])
+            indices = np.fromiter((i for b in block for i in b), dtype=np.int64, count=int(indptr[-1]))
+            x = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(block), n))
+            scores = (x @ weights).tocsr()
+            scores.sort_indices()
+            for row, bought in enumerate(block):
+                lo, hi = scores.indptr[row], scores.indptr[row + 1]
+                cols, vals = scores.indices[lo:hi], scores.data[lo:hi]
+                bought_mask[bought] = True
+                keep = (vals > 0) & ~bought_mask[cols]  # excluded products have no similarity
+                bought_mask[bought] = False
+                cols, vals = cols[keep], vals[keep]
+                chosen = cols[np.lexsort((self.popularity_rank_[cols], -vals))][:k].tolist()
+                if len(chosen) < k:  # fill with the most popular products not bought nor chosen
+                    skip = set(bought) | set(chosen)
+                    for i in popular:
+                        if len(chosen) == k:
+                            break
+                        if int(i) not in skip:
+                            chosen.append(int(i))
+                out.append([str(self.products_[i]) for i in chosen])
+        return out
 
     def recommend(self, customer_products: Iterable[str], k: int) -> list[str]:
         """The top ``k`` products the customer has not bought (module docstring for the order).
         Products unknown to the model are ignored."""
         self._check_fitted()
-        bought = self._indices(customer_products)
-        score = self.scores(bought)
-        score[bought] = 0.0
-        scored = np.flatnonzero(score > 0)  # excluded products have no stored similarity
-        chosen = scored[np.lexsort((self.popularity_rank_[scored], -score[scored]))][:k].tolist()
-        if len(chosen) < k:  # fill with the most popular products not bought nor chosen
-            skip = set(bought) | set(chosen)
-            for i in self.popularity_order_:
-                if len(chosen) == k:
-                    break
-                if int(i) not in skip:
-                    chosen.append(int(i))
-        return [str(self.products_[i]) for i in chosen]
+        return self._recommend_rows([self._indices(customer_products)], k)[0]
 
     def recommend_many(self, pairs: pd.DataFrame, k: int) -> dict[str, list[str]]:
         """``customer_id -> recommend(their products, k)`` for every customer of ``pairs``
         (columns ``customer_id``, ``product_id``): exactly the per-customer answer."""
         self._check_fitted()
-        out: dict[str, list[str]] = {}
         if pairs.empty:
-            return out
-        frame = pairs[["customer_id", "product_id"]].astype(str).sort_values(["customer_id", "product_id"])
-        for customer, group in frame.groupby("customer_id", sort=True):
-            out[str(customer)] = self.recommend(group["product_id"].tolist(), k)
-        return out
+            return {}
+        baskets: dict[str, set[int]] = {}
+        index = self.product_index_
+        customers_of = pairs["customer_id"].astype(str).to_numpy(dtype=object)
+        products_of = pairs["product_id"].astype(str).to_numpy(dtype=object)
+        for customer, product in zip(customers_of, products_of, strict=True):
+            basket = baskets.setdefault(customer, set())
+            if product in index:
+                basket.add(index[product])
+        customers = sorted(baskets)
+        ranked = self._recommend_rows([sorted(baskets[c]) for c in customers], k)
+        return dict(zip(customers, ranked, strict=True))
 
 
 def join_products(products: Sequence[str]) -> str | None:

@@ -71,10 +71,10 @@ def recommended_products(codes: pd.DataFrame, products: pd.DataFrame | None, sco
     wanted = np.isin(codes["next_best_action"].to_numpy(dtype=object), list(settings.actions))
     if not wanted.any():
         return out
-    ids = codes["customer_id"].astype(str).to_numpy()
-    bought: dict[str, list[str]] = {}
-    for customer, product in zip(products["customer_id"].astype(str), products["product_id"].astype(str), strict=True):
-        bought.setdefault(customer, []).append(product)
+    ids = codes["customer_id"].astype(str).to_numpy(dtype=object)
+    mine = products[products["customer_id"].astype(str).isin(set(ids[wanted]))]
+    ranked = model.recommend_many(mine, settings.k)  # a customer's answer depends on them alone
     for row in np.flatnonzero(wanted):
-        out[row] = join_products(model.recommend(bought.get(ids[row], []), settings.k))
+        # A customer with no known product (not in ``products``) gets the most popular ones.
+        out[row] = join_products(ranked[ids[row]] if ids[row] in ranked else model.recommend([], settings.k))
     return out
