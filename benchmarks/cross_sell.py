@@ -28,7 +28,9 @@ from clv_models.datasets import ONLINE_RETAIL_NOT_PRODUCTS
 
 CANDIDATES = (
     ("popularity", {}),
+    ("cosine", {"neighbours": 10}),
     ("cosine", {"neighbours": 20}),
+    ("cosine", {"neighbours": 50}),
     ("cosine", {"neighbours": 100}),
     ("cosine", {"neighbours": 500}),
     ("lift", {"neighbours": 100, "min_pair_customers": 3}),
