@@ -514,7 +514,8 @@ class CrossSellSettings(_Frozen):
     mapped."""
 
     method: Literal["cosine", "lift", "popularity"] = Field(
-        "cosine", description="Item-item cosine similarity (chosen by measurement, D43), association lift, or popularity."
+        "cosine",
+        description="Item-item cosine similarity (chosen by measurement, D43), association lift, or popularity.",
     )
     k: int = Field(5, ge=1, le=50, description="Products recommended per cross-sell customer.")
     neighbours: int = Field(20, ge=1, description="Most similar products stored per product (measured: D43).")

@@ -31,7 +31,9 @@ class CrossSellResult:
     notes: list[str] = field(default_factory=list)
 
 
-def train_cross_sell(ingested: IngestResult, settings: Settings, cutoff: dt.date, run: Any = None) -> CrossSellResult | None:
+def train_cross_sell(
+    ingested: IngestResult, settings: Settings, cutoff: dt.date, run: Any = None
+) -> CrossSellResult | None:
     """Evaluate and fit the cross-sell model (module docstring); ``run``: where to log params."""
     from clv_models.data.order_products import customer_products, has_order_products
     from clv_models.evaluation.cross_sell import evaluate_cross_sell
