@@ -159,8 +159,8 @@ class ScoringPlan:
 
 def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetime | None) -> ScoringPlan:
     """Load the scorer and check the scoring settings against it (module docstring)."""
-    from clv_models.tracking.mlflow_tracking import tracking_uri
     from clv_models.scoring.cross_sell import with_cross_sell_column
+    from clv_models.tracking.mlflow_tracking import tracking_uri
     from clv_models.tracking.registry import load_scorer
 
     if settings.orders.path is None:

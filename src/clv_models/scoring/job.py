@@ -9,7 +9,9 @@
    point-in-time features in DuckDB (the feature table of
    :func:`clv_models.features.customer.customer_features`), then
    :func:`clv_models.scoring.batch.score_batch` (the registered pyfunc's ``predict``, labels,
-   provenance), and one Parquet row group (or CSV block) appended to a temporary file. Nothing
+   provenance; ``recommended_products`` from the chunk's products when the scorer was trained with
+   them, :mod:`clv_models.scoring.cross_sell`), and one Parquet row group (or CSV block) appended
+   to a temporary file. Nothing
    is fitted here: a customer's row is the same in any chunk, alone or in the whole base.
 5. Rename the temporary file over ``out`` (a killed job leaves the previous output intact; its
    hidden ``.<name>.<pid>.<id>.partial`` sibling is deleted by the next run), and log a scoring
@@ -217,9 +219,9 @@ def score(
 
 def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -> tuple[ScoreResult, Any]:
     from clv_models.data.ingest import ingest
+    from clv_models.data.order_products import has_order_products
     from clv_models.features.churn import optional_columns
     from clv_models.features.rfm import rfm_summary
-    from clv_models.data.order_products import has_order_products
     from clv_models.scoring.batch import Tally, check_optional_columns, finish, score_batch
     from clv_models.scoring.cross_sell import XSELL_COLUMN, chunk_products
 
