@@ -11,8 +11,8 @@
    :func:`clv_models.scoring.batch.score_batch` (the registered pyfunc's ``predict``, labels,
    provenance; ``recommended_products`` from the chunk's products when the scorer was trained with
    them, :mod:`clv_models.scoring.cross_sell`), and one Parquet row group (or CSV block) appended
-   to a temporary file. Nothing
-   is fitted here: a customer's row is the same in any chunk, alone or in the whole base.
+   to a temporary file. Nothing is fitted here: a customer's row is the same in any chunk, alone
+   or in the whole base.
 5. Rename the temporary file over ``out`` (a killed job leaves the previous output intact; its
    hidden ``.<name>.<pid>.<id>.partial`` sibling is deleted by the next run), and log a scoring
    run: counts, tier/risk/segment/stage shares, and the population stability index of features
