@@ -90,3 +90,15 @@ def test_train_and_score_online_retail_with_products(online_retail_path: Path, t
     cross = a["next_best_action"] == "cross_sell_bundles"
     assert a.loc[cross, "recommended_products"].str.count("[|]").eq(4).all()
     assert a.loc[~cross, "recommended_products"].isna().all()
+
+
+def test_a_holdout_longer_than_the_history_is_said_and_still_ships_a_model(shop) -> None:
+    from clv_models.training.cross_sell import train_cross_sell
+
+    columns = ColumnMap.parse(shop.columns + ",product_id=sku")
+    with ingest(shop.orders, columns=columns, threads=1) as ingested:
+        result = train_cross_sell(ingested, load_settings(None, ["xsell.holdout_days=5000"]), ingested.report.cutoff)
+    assert result is not None and result.metrics["xsell_eval_customers"] == 0.0
+    assert set(metric_names()) <= set(result.metrics)
+    assert "not judged" in result.summary and result.notes == [result.summary]
+    assert len(result.model.products_) > 0

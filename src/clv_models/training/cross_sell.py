@@ -36,7 +36,7 @@ def train_cross_sell(
 ) -> CrossSellResult | None:
     """Evaluate and fit the cross-sell model (module docstring); ``run``: where to log params."""
     from clv_models.data.order_products import customer_products, has_order_products
-    from clv_models.evaluation.cross_sell import evaluate_cross_sell
+    from clv_models.evaluation.cross_sell import evaluate_cross_sell, metric_names
     from clv_models.models.affinity import ProductAffinity
 
     if not has_order_products(ingested.con):
@@ -49,7 +49,7 @@ def train_cross_sell(
     after = customer_products(ingested.con, start=start, end=end)
     notes: list[str] = []
     if before.empty:
-        metrics: dict[str, float] = {"xsell_eval_customers": 0.0}
+        metrics: dict[str, float] = {**dict.fromkeys(metric_names(), float("nan")), "xsell_eval_customers": 0.0}
         summary = f"cross-sell: no order before {start.date()} (cutoff − xsell.holdout_days); not judged out of time"
         notes.append(summary)
     else:
