@@ -148,6 +148,8 @@ def score_spark(
         input_warnings = check_optional_columns(
             scorer, set(ingested.extras), settings.scoring.accept_missing_columns
         )
+        if "recommended_products" in plan.columns:  # decisions D43: embedded engine only, so far
+            input_warnings.append("recommended_products is not computed on Spark yet: written as null")
         as_of = report.cutoff
         say("point-in-time features")
         # Materialised once: counted, sampled by the range partitioner, then read by the scorer.
