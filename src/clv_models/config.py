@@ -28,6 +28,7 @@ CANONICAL_FIELDS = (
     "channel",
     "country",
     "category",
+    "product_id",
 )
 
 
@@ -51,6 +52,8 @@ class ColumnMap(_Frozen):
     channel: str | None = None
     country: str | None = None
     category: str | None = None
+    # The product of each line (Online Retail: StockCode): kept per order for cross-sell (D43).
+    product_id: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -512,6 +515,27 @@ class SparkSettings(_Frozen):
     partition_by: tuple[str, ...] = ()
 
 
+class CrossSellSettings(_Frozen):
+    """Cross-sell from co-purchases (decisions D43); used only when ``orders.columns.product_id`` is
+    mapped."""
+
+    method: Literal["cosine", "lift", "popularity"] = Field(
+        "cosine",
+        description="Item-item cosine similarity (chosen by measurement, D43), association lift, or popularity.",
+    )
+    k: int = Field(5, ge=1, le=50, description="Products recommended per cross-sell customer.")
+    neighbours: int = Field(20, ge=1, description="Most similar products stored per product (measured: D43).")
+    holdout_days: int = Field(
+        90, ge=7, description="Out-of-time evaluation: fit before cutoff − holdout_days, judge on the days after."
+    )
+    exclude_products: tuple[str, ...] = Field(
+        (), description="Product ids never recommended (postage, fees, vouchers: e.g. Online Retail's POST, M, D)."
+    )
+    actions: tuple[str, ...] = Field(
+        ("cross_sell_bundles",), description="next_best_action codes that get recommended_products."
+    )
+
+
 class Settings(_Frozen):
     orders: SourceSettings = SourceSettings()
     validation: ValidationSettings = ValidationSettings()
@@ -529,6 +553,7 @@ class Settings(_Frozen):
     gate: GateSettings = GateSettings()
     scoring: ScoringSettings = ScoringSettings()
     spark: SparkSettings = SparkSettings()
+    xsell: CrossSellSettings = CrossSellSettings()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -45,6 +45,7 @@ import duckdb
 
 from clv_models.config import ColumnMap, SourceSettings, ValidationSettings
 from clv_models.data.io import write_relation_atomic
+from clv_models.data.order_products import build_order_products
 from clv_models.data.quality import DROPPED_DESCRIPTIONS, MALFORMED_REASONS, QualityReport, announce
 from clv_models.data.sources import (
     RAW_VIEW,
@@ -688,6 +689,8 @@ def _build_lines_and_orders(
         """
     )
     con.execute("DROP TABLE netted")  # an intermediate: a quarter of the tables' memory
+    # The products of each order, for cross-sell (decisions D43); nothing when none is mapped.
+    build_order_products(con, columns.product_id)
     con.execute(f"CREATE TEMP TABLE dropped_customers AS {dropped_customers_sql()}")
     report = quality_report(opened.label, lambda sql: con.execute(sql).fetchall(), as_of, fmt)
     report.periods = describe_periods(periods)

@@ -42,6 +42,10 @@ ONLINE_RETAIL_COLUMN_MAP: Mapping[str, str] = MappingProxyType(
 #: The same mapping as a ``--columns`` value (``ColumnMap.parse`` reads it).
 ONLINE_RETAIL_COLUMNS = ",".join(f"{field}={column}" for field, column in ONLINE_RETAIL_COLUMN_MAP.items())
 
+#: Online Retail stock codes that are not products (postage, manual entries, discounts, fees,
+#: charity, samples): never recommended as a cross-sell (``xsell.exclude_products``, D43).
+ONLINE_RETAIL_NOT_PRODUCTS = ("POST", "DOT", "M", "m", "D", "C2", "CRUK", "PADS", "BANK CHARGES", "AMAZONFEE", "S", "B")
+
 #: ``--columns`` for :func:`load_cdnow_master`'s frame (no order id: each row is one order).
 CDNOW_COLUMNS = "customer_id=customer_id,order_ts=order_ts,amount=amount"
 

@@ -15,7 +15,7 @@ output of a row depends on that row and the fitted models only, never on the oth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class CustomerModels:
     tiers: ValueTiers | None = None
     btyd_features: BtydChurnFeatures | None = None
     risk_bands: ChurnRiskBands | None = None  # fitted at training (None: the absolute [churn_risk] bands)
+    affinity: Any = None  # ProductAffinity for recommended_products, when products were mapped (D43)
 
 
 def reported_p_alive(purchases: BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel, rfm: pd.DataFrame) -> np.ndarray:

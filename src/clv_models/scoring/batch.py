@@ -51,6 +51,7 @@ TRAINING_SECTIONS = (
     "actions",
     "ltv",
     "gate",
+    "xsell",
 )
 
 
@@ -120,7 +121,9 @@ def score_labels(settings: Settings, scorer: CustomerScorer) -> LabelSettings:
 def check_unknown_output_columns(settings: Settings) -> None:
     from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
 
-    known = (*SCORE_COLUMNS, *PROVENANCE_COLUMNS)
+    from clv_models.scoring.cross_sell import XSELL_COLUMN
+
+    known = (*SCORE_COLUMNS, *PROVENANCE_COLUMNS, XSELL_COLUMN)
     unknown = [c for c in settings.scoring.columns if c not in known]
     if unknown:
         raise ClvInputError(
@@ -169,6 +172,7 @@ def scoring_orders(settings: Settings, scorer: CustomerScorer, model_uri: str) -
 
 def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetime | None) -> ScoringPlan:
     """Load the scorer and check the scoring settings against it (module docstring)."""
+    from clv_models.scoring.cross_sell import with_cross_sell_column
     from clv_models.tracking.mlflow_tracking import tracking_uri
     from clv_models.tracking.registry import load_scorer
 
@@ -190,7 +194,7 @@ def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetim
         tracking_uri=uri,
         loaded=loaded,
         labels=score_labels(settings, loaded.scorer),
-        columns=output_columns(settings),
+        columns=with_cross_sell_column(output_columns(settings), loaded.scorer, settings.scoring.columns),
         stamp=scored_at(stamp),
         orders=scoring_orders(settings, loaded.scorer, model_uri),
     )
@@ -271,11 +275,15 @@ class Tally:
         return tally
 
 
-def score_batch(plan: ScoringPlan, features: pd.DataFrame, *, labels_in_output: bool) -> tuple[pd.DataFrame, Tally]:
-    """One batch of the feature table → (the rows to write, their tally); see the module docstring."""
+def score_batch(
+    plan: ScoringPlan, features: pd.DataFrame, *, labels_in_output: bool, products: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, Tally]:
+    """One batch of the feature table → (the rows to write, their tally); see the module docstring.
+    ``products``: the batch's customers' (customer_id, product_id), for ``recommended_products``."""
     import pandas as pd
 
     from clv_models.scorer import SCORE_COLUMNS
+    from clv_models.scoring.cross_sell import XSELL_COLUMN, recommended_products
     from clv_models.tracking.registry import signature_frame
     from clv_models.valuation.labels import apply_labels
 
@@ -291,6 +299,8 @@ def score_batch(plan: ScoringPlan, features: pd.DataFrame, *, labels_in_output: 
     scores["model_uri"] = plan.model_uri
     scores["model_version"] = plan.loaded.version or ""
     scores["scored_at"] = pd.Timestamp(plan.stamp)
+    if XSELL_COLUMN in plan.columns:  # from the action codes, whatever labels are written (D43)
+        scores[XSELL_COLUMN] = recommended_products(codes, products, scorer)
     return scores[plan.columns], tally
 
 

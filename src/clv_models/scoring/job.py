@@ -9,8 +9,10 @@
    point-in-time features in DuckDB (the feature table of
    :func:`clv_models.features.customer.customer_features`), then
    :func:`clv_models.scoring.batch.score_batch` (the registered pyfunc's ``predict``, labels,
-   provenance), and one Parquet row group (or CSV block) appended to a temporary file. Nothing
-   is fitted here: a customer's row is the same in any chunk, alone or in the whole base.
+   provenance; ``recommended_products`` from the chunk's products when the scorer was trained with
+   them, :mod:`clv_models.scoring.cross_sell`), and one Parquet row group (or CSV block) appended
+   to a temporary file. Nothing is fitted here: a customer's row is the same in any chunk, alone
+   or in the whole base.
 5. Rename the temporary file over ``out`` (a killed job leaves the previous output intact; its
    hidden ``.<name>.<pid>.<id>.partial`` sibling is deleted by the next run), and log a scoring
    run: counts, tier/risk/segment/stage shares, and the population stability index of features
@@ -217,9 +219,11 @@ def score(
 
 def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -> tuple[ScoreResult, Any]:
     from clv_models.data.ingest import ingest
+    from clv_models.data.order_products import has_order_products
     from clv_models.features.churn import optional_columns
     from clv_models.features.rfm import rfm_summary
     from clv_models.scoring.batch import Tally, check_optional_columns, finish, score_batch
+    from clv_models.scoring.cross_sell import XSELL_COLUMN, chunk_products
 
     scorer = plan.scorer
     out_path = writer.path
@@ -237,6 +241,12 @@ def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -
             scorer, optional_columns(ingested.con), settings.scoring.accept_missing_columns
         )
         as_of = report.cutoff
+        wants_products = XSELL_COLUMN in plan.columns
+        if wants_products and not has_order_products(ingested.con):
+            input_warnings.append(
+                "the model recommends products but the scoring orders map no product_id: "
+                f"{XSELL_COLUMN} is empty (add --columns product_id=<source column>)"
+            )
         rfm = rfm_summary(ingested, as_of=as_of, unit=scorer.unit)  # type: ignore[arg-type]
         if rfm.empty:
             raise ClvInputError(f"{settings.orders.path}: no customer has a purchase on or before {as_of}")
@@ -251,7 +261,10 @@ def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -
         for chunk in range(chunks):
             rows = rfm.iloc[chunk * chunk_size : (chunk + 1) * chunk_size].reset_index(drop=True)
             features = _chunk_features(ingested, chunk, rows, as_of, scorer.unit)
-            scores, counted = score_batch(plan, features, labels_in_output=settings.scoring.labels_in_output)
+            products = chunk_products(ingested.con, rows["customer_id"]) if wants_products else None
+            scores, counted = score_batch(
+                plan, features, labels_in_output=settings.scoring.labels_in_output, products=products
+            )
             writer.write(scores)
             tally.merge(counted)
             if progress is not None:

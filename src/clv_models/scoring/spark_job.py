@@ -44,7 +44,8 @@ _SCORERS: dict[str, Any] = {}  # per Python worker: model directory → loaded s
 def _spark_type(column: str) -> str:
     if column in ("as_of", "scored_at"):
         return "timestamp_ntz"
-    if column in ("customer_id", *DECISIONS, "next_best_action", "model_uri", "model_version", TALLY_COLUMN):
+    if column in ("customer_id", *DECISIONS, "next_best_action", "model_uri", "model_version", TALLY_COLUMN,
+                  "recommended_products"):  # fmt: skip
         return "string"
     return "double"
 
@@ -147,6 +148,8 @@ def score_spark(
         input_warnings = check_optional_columns(
             scorer, set(ingested.extras), settings.scoring.accept_missing_columns
         )
+        if "recommended_products" in plan.columns:  # decisions D43: embedded engine only, so far
+            input_warnings.append("recommended_products is not computed on Spark yet: written as null")
         as_of = report.cutoff
         say("point-in-time features")
         # Materialised once: counted, sampled by the range partitioner, then read by the scorer.

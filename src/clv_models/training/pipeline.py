@@ -391,6 +391,15 @@ def train(
                 segmentation = train_segmentation(values, settings, models, run=segments_run)
             metrics.update(segmentation.metrics)
 
+            from clv_models.training.cross_sell import train_cross_sell
+
+            say("cross-sell from co-purchases")
+            xsell = train_cross_sell(ingested, settings, cutoff, run)
+            if xsell is not None:  # only when a product column is mapped (decisions D43)
+                models.affinity = xsell.model
+                metrics.update(xsell.metrics)
+                notices += xsell.notes
+
             scorer = CustomerScorer(
                 models=models,
                 settings=settings,
@@ -415,7 +424,8 @@ def train(
                 scored=segmentation.table,
                 quarantine_path=report.quarantine_path,
                 notices=notices,
-                choices=[choice.reason, *([shipped_summary(churn)] if shipped_summary(churn) not in notices else [])],
+                choices=[choice.reason, *([shipped_summary(churn)] if shipped_summary(churn) not in notices else []),
+                         *([xsell.summary] if xsell is not None and xsell.summary not in notices else [])],
             )
             if register and _store_failure(tracker) is None:
                 say("registering the scorer")
