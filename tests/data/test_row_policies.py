@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,6 +22,16 @@ WEEKS = ColumnMap.parse("customer_id=cust,order_ts=week,amount=amount")
 
 # ---------------------------------------------------------------------------------------------
 # Integer period columns
+
+
+def test_the_period_error_names_the_whole_column_s_range(tmp_path: Path) -> None:
+    # A time-ordered export: the first 2,000 rows (what detection samples) are weeks 1-15.
+    weeks = np.repeat(np.arange(1, 106), 30)
+    path = tmp_path / "panel.csv"
+    pd.DataFrame({"cust": "a", "week": weeks, "amount": 1.0}).to_csv(path, index=False)
+    assert weeks[:2000].max() == 67 and weeks.max() == 105
+    with pytest.raises(ClvInputError, match=r"column 'week' holds whole numbers \(1 to 105\)"):
+        ingest(path, columns=WEEKS, validation=LENIENT, quarantine_path=None)
 
 
 def test_week_numbers_become_the_dates_a_hand_computation_gives(tmp_path: Path) -> None:

@@ -245,8 +245,14 @@ def _choose_timestamp_format(con: duckdb.DuckDBPyConnection, column: str, dtype:
     suggests ``--period-unit`` and ``--period-origin``."""
     if dtype != "VARCHAR" and not _is_numeric(dtype):
         return None
-    total, periods, low, high, _ = _period_sample(con, column)
+    total, periods, _, _, _ = _period_sample(con, column)
     if total and periods >= 0.5 * total:
+        # The whole column's range (one pass, only on the way to the error): the sample is the
+        # first rows, often the first weeks of a time-ordered export.
+        number = f"TRY_CAST(trim(CAST({quote_ident(column)} AS VARCHAR)) AS DOUBLE)"
+        low, high = (int(v) if v is not None else v for v in con.execute(
+            f"SELECT min({number}), max({number}) FROM {RAW_VIEW}"
+        ).fetchall()[0])  # fmt: skip
         raise ClvInputError(
             f"{label}: column '{column}' holds whole numbers ({low} to {high}), not timestamps; if they count "
             "days or weeks, pass --period-unit day|week and --period-origin YYYY-MM-DD (the date of period 1)"
