@@ -118,9 +118,10 @@ def score_labels(settings: Settings, scorer: CustomerScorer) -> LabelSettings:
 
 
 def check_unknown_output_columns(settings: Settings) -> None:
+    from clv_models.experiments import EXPERIMENT_COLUMNS
     from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
 
-    known = (*SCORE_COLUMNS, *PROVENANCE_COLUMNS)
+    known = (*SCORE_COLUMNS, *PROVENANCE_COLUMNS, *EXPERIMENT_COLUMNS)
     unknown = [c for c in settings.scoring.columns if c not in known]
     if unknown:
         raise ClvInputError(
@@ -129,13 +130,19 @@ def check_unknown_output_columns(settings: Settings) -> None:
 
 
 def output_columns(settings: Settings) -> list[str]:
-    """The scores columns to write: ``scoring.columns`` (``customer_id`` first, always), else all."""
+    """The scores columns to write: ``scoring.columns`` (``customer_id`` first, always), else all;
+    with ``[[experiments]]``, ``experiment`` and ``experiment_group`` always (last unless chosen)."""
+    from clv_models.experiments import EXPERIMENT_COLUMNS
     from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
 
     chosen = settings.scoring.columns
     if not chosen:
-        return [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
-    return ["customer_id", *(c for c in chosen if c != "customer_id")]
+        columns = [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
+    else:
+        columns = ["customer_id", *(c for c in chosen if c != "customer_id")]
+    if settings.experiments:
+        columns += [c for c in EXPERIMENT_COLUMNS if c not in columns]
+    return columns
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class ScoringPlan:
     labels: LabelSettings
     columns: list[str]
     stamp: dt.datetime
+    experiments: tuple[Any, ...] = ()  # [[experiments]]: ExperimentSettings, a score-time setting
 
     @property
     def scorer(self) -> CustomerScorer:
@@ -172,6 +180,9 @@ def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetim
             f"drop the override or train a {settings.features.unit!r} model"
         )
     check_training_sections(settings, loaded.scorer, model_uri)
+    from clv_models.experiments import check_experiment_actions
+
+    check_experiment_actions(settings.experiments, loaded.scorer.settings.actions, model_uri)
     return ScoringPlan(
         model_uri=model_uri,
         tracking_uri=uri,
@@ -179,6 +190,7 @@ def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetim
         labels=score_labels(settings, loaded.scorer),
         columns=output_columns(settings),
         stamp=scored_at(stamp),
+        experiments=tuple(settings.experiments),
     )
 
 
@@ -277,6 +289,11 @@ def score_batch(plan: ScoringPlan, features: pd.DataFrame, *, labels_in_output: 
     scores["model_uri"] = plan.model_uri
     scores["model_version"] = plan.loaded.version or ""
     scores["scored_at"] = pd.Timestamp(plan.stamp)
+    if "experiment" in plan.columns or "experiment_group" in plan.columns:
+        from clv_models.experiments.assignment import experiment_frame
+
+        # From the action *codes*: the written action may be a display label.
+        scores = scores.join(experiment_frame(codes, plan.experiments))
     return scores[plan.columns], tally
 
 
