@@ -67,6 +67,14 @@ class Uplift:
         return self.extra_order_probability == 0.0 and self.spend_multiplier == 1.0
 
 
+def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """``values[i] in pool`` by a hash set: pandas' ``isin`` on Arrow-backed strings converts
+    every pool value to a scalar, and ``np.isin`` on object arrays compares pairwise (both take
+    seconds at 10,000 customers)."""
+    members = set(pool.tolist())
+    return np.fromiter((value in members for value in values), dtype=bool, count=len(values))
+
+
 @dataclass(frozen=True)
 class InjectedUplift:
     """:func:`inject_uplift`'s result: the orders with the effect, and the true effect per outcome."""
@@ -108,14 +116,15 @@ def inject_uplift(
         raise ClvInputError("inject_uplift: groups holds a customer twice")
     ids = groups["customer_id"].astype(str).to_numpy()
     treated = np.sort(ids[groups["experiment_group"].to_numpy(dtype=object) == TREATMENT])
-    customer = orders["customer_id"].astype(str)
-    ts = pd.to_datetime(orders["order_ts"])
-    in_window = (ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))
+    customer = orders["customer_id"].astype(str).to_numpy(dtype=object)
+    ts = pd.to_datetime(orders["order_ts"]).to_numpy()
+    in_window = (ts >= np.datetime64(start)) & (ts < np.datetime64(end))
 
     # The truth, from the untreated orders of every covered customer.
-    window = orders.loc[in_window & customer.isin(ids)]
-    revenue = window.groupby(window["customer_id"].astype(str))["amount"].sum().reindex(ids, fill_value=0.0)
-    bought = revenue.index.isin(window["customer_id"].astype(str).unique())
+    covered = in_window & _member(customer, ids)
+    window = pd.DataFrame({"customer_id": customer[covered], "amount": orders["amount"].to_numpy(dtype=float)[covered]})
+    revenue = window.groupby("customer_id")["amount"].sum().reindex(ids, fill_value=0.0)
+    bought = _member(ids, window["customer_id"].to_numpy(dtype=object))
     q, value, m = uplift.extra_order_probability, uplift.extra_order_value, uplift.spend_multiplier
     truth = {
         "retention": float(q * np.mean(~bought)),
@@ -124,7 +133,7 @@ def inject_uplift(
     }
 
     result = orders.copy()
-    scaled = in_window & customer.isin(treated)
+    scaled = in_window & _member(customer, treated)
     if m != 1.0:
         result.loc[scaled, "amount"] = result.loc[scaled, "amount"].to_numpy(dtype=float) * m  # exact: no cents rounding
     rng = np.random.default_rng(seed)
