@@ -663,10 +663,12 @@ def evaluate_actions(
         )
         last_day = parse_date_flag(until, "--until")
         with err.status("reading scores and orders"), _data_notes():
-            result = run(settings, scores, last_day, alpha=alpha, power=power, out=out_path)  # type: ignore[arg-type]
+            result = run(settings, scores, last_day, alpha=alpha, power=power, out=out_path)
         _print_effects(result)
     if result.tracking_error:
-        err.print(f"warning: effects computed, but not logged: {result.tracking_error}", markup=False, highlight=False)
+        err.print(
+            f"warning: effects computed, but not logged: {result.tracking_error}", markup=False, highlight=False
+        )
         raise typer.Exit(TRACKING_NOT_LOGGED)
 
 

@@ -502,7 +502,9 @@ class ExperimentSettings(_Frozen):
     customer whose action is in ``actions`` is assigned to ``control`` (a hash of ``salt`` and the
     customer id below ``holdout_share``) or ``treatment``; see ``clv_models.experiments``."""
 
-    name: str = Field(..., description="Experiment name written to the scores' experiment column (letters, digits, _ -).")
+    name: str = Field(
+        ..., description="Experiment name written to the scores' experiment column (letters, digits, _ -)."
+    )
     actions: tuple[str, ...] = Field(..., min_length=1, description="Next-best-action codes the experiment covers.")
     holdout_share: float = Field(
         0.5, gt=0.0, lt=1.0, description="Share of the covered customers held out as control (not contacted)."

@@ -77,6 +77,10 @@ def _experiments(config: Path) -> tuple:
     return load_settings(config).experiments
 
 
+def _values(column: pd.Series) -> list:
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
 def test_groups_are_written_and_do_not_depend_on_chunks_or_labels(experiment: dict) -> None:
     from clv_models.experiments import assign_groups
 
@@ -84,15 +88,16 @@ def test_groups_are_written_and_do_not_depend_on_chunks_or_labels(experiment: di
     assert list(codes.columns[-2:]) == ["experiment", "experiment_group"]
     assert codes["customer_id"].tolist() == labels["customer_id"].tolist()
     for column in ("experiment", "experiment_group"):
-        assert codes[column].astype(object).where(codes[column].notna(), None).tolist() == \
-            labels[column].astype(object).where(labels[column].notna(), None).tolist(), column  # fmt: skip
+        assert _values(codes[column]) == _values(labels[column]), column
     assert not labels["next_best_action"].isin(codes["next_best_action"]).any()  # labels, not codes, were written
     # The groups are the pure function of id and salt, applied to the action codes.
-    experiment_, group = assign_groups(codes["customer_id"], codes["next_best_action"], _experiments(experiment["config"]))
-    assert codes["experiment_group"].astype(object).where(codes["experiment_group"].notna(), None).tolist() == group.tolist()
+    specs = _experiments(experiment["config"])
+    named, group = assign_groups(codes["customer_id"], codes["next_best_action"], specs)
+    assert _values(codes["experiment_group"]) == group.tolist() and _values(codes["experiment"]) == named.tolist()
     covered = codes["next_best_action"].isin(["automated_win_back", "reactivation_offer"])
     assert (codes.loc[covered, "experiment"] == "winback_coupon").all()
-    assert codes.loc[~codes["experiment"].notna(), "next_best_action"].isin(["newsletter", "onboarding_second_purchase"]).all()
+    untested = codes.loc[codes["experiment"].isna(), "next_best_action"]
+    assert untested.isin(["newsletter", "onboarding_second_purchase"]).all() and len(untested) > 0
     control = (codes.loc[covered, "experiment_group"] == "control").mean()
     assert abs(control - 0.5) < 4 * np.sqrt(0.25 / covered.sum())
     vip = codes["experiment"] == "vip_null"

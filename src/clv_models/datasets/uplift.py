@@ -55,7 +55,9 @@ class Uplift:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.extra_order_probability <= 1.0:
-            raise ClvInputError(f"Uplift: extra_order_probability={self.extra_order_probability}; it must be in [0, 1]")
+            raise ClvInputError(
+                f"Uplift: extra_order_probability={self.extra_order_probability}; it must be in [0, 1]"
+            )
         if self.spend_multiplier <= 0.0:
             raise ClvInputError(f"Uplift: spend_multiplier={self.spend_multiplier}; it must be > 0")
         if self.extra_order_probability > 0.0 and self.extra_order_value <= 0.0:
@@ -135,7 +137,8 @@ def inject_uplift(
     result = orders.copy()
     scaled = in_window & _member(customer, treated)
     if m != 1.0:
-        result.loc[scaled, "amount"] = result.loc[scaled, "amount"].to_numpy(dtype=float) * m  # exact: no cents rounding
+        # exact, no rounding to cents: the truth above is then exact too
+        result.loc[scaled, "amount"] = result.loc[scaled, "amount"].to_numpy(dtype=float) * m
     rng = np.random.default_rng(seed)
     extra = treated[rng.random(len(treated)) < q]
     if len(extra):

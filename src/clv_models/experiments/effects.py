@@ -49,7 +49,9 @@ EFFECT_COLUMNS = (
 )  # fmt: skip
 
 
-def minimum_detectable_effect(sd: float, n_treatment: int, n_control: int, alpha: float = 0.05, power: float = 0.8) -> float:
+def minimum_detectable_effect(
+    sd: float, n_treatment: int, n_control: int, alpha: float = 0.05, power: float = 0.8
+) -> float:
     """The smallest absolute difference of means a two-sided test at ``alpha`` detects with
     probability ``power`` (module docstring); NaN when a group is empty."""
     from scipy.stats import norm

@@ -74,7 +74,9 @@ def read_experiment_scores(path: str | Path) -> tuple[pd.DataFrame, dt.date]:
             frame = pd.read_parquet(source)
     except Exception as exc:  # noqa: BLE001 - any reader error is a file the user named
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ClvInputError(f"--scores {path}: cannot read it as scores ({first}); pass a .parquet file or directory, or a .csv") from None
+        raise ClvInputError(
+            f"--scores {path}: cannot read it as scores ({first}); pass a .parquet file or directory, or a .csv"
+        ) from None
     missing = [c for c in SCORES_COLUMNS if c not in frame.columns]
     if missing:
         fix = (
@@ -86,7 +88,9 @@ def read_experiment_scores(path: str | Path) -> tuple[pd.DataFrame, dt.date]:
     cutoffs = pd.to_datetime(frame["as_of"].astype(str)).dt.date.unique()
     if len(cutoffs) != 1:
         shown = ", ".join(str(c) for c in sorted(cutoffs)[:3])
-        raise ClvInputError(f"--scores {path}: the scores hold {len(cutoffs)} cutoffs ({shown}); pass the scores of one run")
+        raise ClvInputError(
+            f"--scores {path}: the scores hold {len(cutoffs)} cutoffs ({shown}); pass the scores of one run"
+        )
     tested = frame.loc[frame["experiment"].notna() & frame["experiment_group"].notna(), list(SCORES_COLUMNS)]
     if tested.empty:
         raise ClvInputError(
