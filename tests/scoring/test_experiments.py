@@ -172,7 +172,7 @@ def test_evaluate_actions_recovers_the_uplift_and_not_a_null_effect(
     assert metrics[key] == pytest.approx(first["difference"])
     assert tags["cutoff"] == experiment["cutoff"].isoformat() and tags["until"] == shop["as_of"].isoformat()
     artifacts = [a.path for a in client.list_artifacts(runs[0].info.run_id)]
-    assert "action_effects.csv" in artifacts
+    assert {"action_effects.csv", "action_effects.png"} <= set(artifacts)
 
 
 def test_evaluate_actions_keeps_its_table_when_the_tracking_store_is_down(

@@ -12,7 +12,7 @@
 4. :func:`clv_models.experiments.compare_groups` per experiment, action and outcome.
 5. A ``clv-actions`` MLflow run: the effects as metrics with fixed names
    (``<experiment>.<action>.<outcome>_<statistic>``, see :func:`actions_record`), the table as the
-   artifact ``action_effects.csv``. When the tracking store fails, the effects are still returned
+   artifact ``action_effects.csv`` and its figure as ``action_effects.png``. When the tracking store fails, the effects are still returned
    (and written to ``out`` when given) and ``tracking_error`` says why; with ``out`` the run is
    saved beside it (``<out>.clv-actions-run.json``, ``clv log-run`` logs it later, without the
    artifact, which is ``out`` itself).
@@ -212,9 +212,24 @@ def actions_record(result: ActionEffects, experiment: str) -> dict[str, Any]:
     }
 
 
+def effects_figure(effects: pd.DataFrame) -> Any:
+    """One panel per outcome: each experiment and action's difference with its interval."""
+    from matplotlib.figure import Figure
+
+    from clv_models.experiments import OUTCOMES
+    from clv_models.plotting import plot_action_effects
+
+    rows = effects[["experiment", "action"]].drop_duplicates().shape[0]
+    figure = Figure(figsize=(7.0, len(OUTCOMES) * (0.6 * rows + 1.5)), layout="constrained")
+    for ax, outcome in zip(figure.subplots(len(OUTCOMES), 1), OUTCOMES):
+        plot_action_effects(effects, outcome, ax=ax)
+    return figure
+
+
 def log_actions(open_tracker: Any, result: ActionEffects, experiment: str) -> None:
-    """Log the run (and the table as ``action_effects.csv``); a failing store sets
-    ``result.tracking_error`` instead of raising, and with ``result.out`` saves the run beside it."""
+    """Log the run (the table as ``action_effects.csv``, its figure as ``action_effects.png``); a
+    failing store sets ``result.tracking_error`` instead of raising, and with ``result.out`` saves
+    the run beside it."""
     from clv_models.errors import ClvEnvironmentError
     from clv_models.tracking.mlflow_tracking import store_errors
 
@@ -224,6 +239,7 @@ def log_actions(open_tracker: Any, result: ActionEffects, experiment: str) -> No
         with store_errors(tracker.uri), tracker.start_run(record["run_name"], tags=record["tags"]) as run:
             run.log_metrics(record["metrics"])
             run.log_table(result.effects, "action_effects.csv")
+            run.log_figure(effects_figure(result.effects), "action_effects.png")
             result.run_id = run.run_id
     except ClvEnvironmentError as exc:
         saved = ""
