@@ -99,6 +99,12 @@ def read_experiment_scores(path: str | Path) -> tuple[pd.DataFrame, dt.date]:
         )
     tested = tested.drop(columns="as_of").rename(columns={"next_best_action": "action"})
     tested["customer_id"] = tested["customer_id"].astype(str)
+    repeated = tested["customer_id"].duplicated()
+    if repeated.any():
+        raise ClvInputError(
+            f"--scores {path}: customer {tested.loc[repeated, 'customer_id'].iloc[0]} appears more than once "
+            f"({int(repeated.sum()):,} repeats); pass the scores of one clv score run"
+        )
     return tested.reset_index(drop=True), cutoffs[0]
 
 
