@@ -597,7 +597,7 @@ def score(
         raise typer.Exit(TRACKING_NOT_LOGGED)
 
 
-def _print_effects(result: Any) -> None:
+def _print_effects(result: Any, experiment: str) -> None:
     """The effects table: one row per experiment, action and outcome."""
     out.print(
         f"{result.customers:,} customers in experiments, scores at {result.as_of}, outcomes in "
@@ -613,11 +613,14 @@ def _print_effects(result: Any) -> None:
     def number(value: float, digits: int = 4) -> str:
         return "—" if value != value else f"{value:,.{digits}f}"  # NaN: no test possible
 
+    def p_value(value: float) -> str:
+        return "<0.0001" if value < 0.0001 else number(value)
+
     for row in result.effects.itertuples(index=False):
         table.add_row(
             str(row.experiment), str(row.action), str(row.outcome), f"{row.n_treatment:,}", f"{row.n_control:,}",
             number(row.treatment_mean), number(row.control_mean), number(row.difference), number(row.ci_low),
-            number(row.ci_high), number(row.p_value), number(row.mde),
+            number(row.ci_high), p_value(row.p_value), number(row.mde),
         )  # fmt: skip
     out.print(table)
     for warning in result.warnings:
@@ -625,7 +628,7 @@ def _print_effects(result: Any) -> None:
     if result.out is not None:
         out.print(f"effects written to {result.out}", markup=False)
     if result.run_id:
-        out.print(f"MLflow run {result.run_id} (experiment clv-actions)", markup=False)
+        out.print(f"MLflow run {result.run_id} (experiment {experiment})", markup=False)
 
 
 @app.command("evaluate-actions")
@@ -664,7 +667,7 @@ def evaluate_actions(
         last_day = parse_date_flag(until, "--until")
         with err.status("reading scores and orders"), _data_notes():
             result = run(settings, scores, last_day, alpha=alpha, power=power, out=out_path)
-        _print_effects(result)
+        _print_effects(result, settings.tracking.actions_experiment)
     if result.tracking_error:
         err.print(
             f"warning: effects computed, but not logged: {result.tracking_error}", markup=False, highlight=False
