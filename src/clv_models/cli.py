@@ -633,7 +633,7 @@ def _print_effects(result: Any, experiment: str) -> None:
 
 @app.command("evaluate-actions")
 def evaluate_actions(
-    scores: Annotated[Path, typer.Option("--scores", help="Scores written by clv score with [[experiments]].")],
+    scores: Annotated[Path, typer.Option("--scores", help="Scores written by clv score with experiments in its config (docs/experiments.md).")],
     until: Annotated[str, typer.Option("--until", help="Last day of the outcome window (YYYY-MM-DD, included).")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
