@@ -142,6 +142,8 @@ def evaluate_actions(
 
     if settings.orders.path is None:
         raise ClvInputError("no orders given: pass --orders PATH or set [orders] path in the config")
+    if not (0 < alpha < 1 and 0 < power < 1):  # before the orders are read, not after
+        raise ClvInputError(f"--alpha {alpha} and --power {power}: both must lie strictly between 0 and 1")
     customers, as_of = read_experiment_scores(scores)
     if until <= as_of:
         raise ClvInputError(f"--until {until} is not after the scores' cutoff {as_of}; pass a later day")
