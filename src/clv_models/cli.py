@@ -613,6 +613,84 @@ def score(
         raise typer.Exit(TRACKING_NOT_LOGGED)
 
 
+def _print_effects(result: Any, experiment: str) -> None:
+    """The effects table: one row per experiment, action and outcome."""
+    out.print(
+        f"{result.customers:,} customers in experiments, scores at {result.as_of}, outcomes in "
+        f"({result.as_of}, {result.until}]; {1 - result.alpha:.0%} intervals, Welch's t-test, "
+        f"MDE at {result.power:.0%} power",
+        markup=False,
+    )
+    table = Table(title="Treatment − control per action", title_justify="left")
+    for header in ("experiment", "action", "outcome", "n treat", "n control", "treatment", "control", "difference",
+                   "CI low", "CI high", "p-value", "MDE"):  # fmt: skip
+        table.add_column(header, justify="left" if header in ("experiment", "action", "outcome") else "right")
+
+    def number(value: float, digits: int = 4) -> str:
+        return "—" if value != value else f"{value:,.{digits}f}"  # NaN: no test possible
+
+    def p_value(value: float) -> str:
+        return "<0.0001" if value < 0.0001 else number(value)
+
+    for row in result.effects.itertuples(index=False):
+        table.add_row(
+            str(row.experiment), str(row.action), str(row.outcome), f"{row.n_treatment:,}", f"{row.n_control:,}",
+            number(row.treatment_mean), number(row.control_mean), number(row.difference), number(row.ci_low),
+            number(row.ci_high), p_value(row.p_value), number(row.mde),
+        )  # fmt: skip
+    out.print(table)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
+    if result.out is not None:
+        out.print(f"effects written to {result.out}", markup=False)
+    if result.run_id:
+        out.print(f"MLflow run {result.run_id} (experiment {experiment})", markup=False)
+
+
+@app.command("evaluate-actions")
+def evaluate_actions(
+    scores: Annotated[Path, typer.Option("--scores", help="Scores written by clv score with experiments in its config (docs/experiments.md).")],
+    until: Annotated[str, typer.Option("--until", help="Last day of the outcome window (YYYY-MM-DD, included).")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    orders: OrdersOpt = None,
+    columns: ColumnsOpt = None,
+    quarantine: QuarantineOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    timestamp_format: TsFormatOpt = None,
+    period_unit: PeriodUnitOpt = None,
+    period_origin: PeriodOriginOpt = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")] = 0.05,
+    power: Annotated[float, typer.Option("--power", help="Power of the minimum detectable effect.")] = 0.8,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Also write the effects table (CSV).")] = None,
+) -> None:
+    """Compare treatment and control per action after the scores' cutoff: retention, orders and
+    revenue per customer, differences with confidence intervals, p-values and the minimum
+    detectable effect; log a clv-actions MLflow run."""
+    from clv_models.scoring.action_effects import evaluate_actions as run
+
+    with _user_errors():
+        settings = _build_settings(
+            config,
+            set_,
+            columns,
+            **_source_flags(orders, None, table, query, delimiter, encoding, timestamp_format, quarantine,
+                            period_unit, period_origin),
+        )
+        last_day = parse_date_flag(until, "--until")
+        with err.status("reading scores and orders"), _data_notes():
+            result = run(settings, scores, last_day, alpha=alpha, power=power, out=out_path)
+        _print_effects(result, settings.tracking.actions_experiment)
+    if result.tracking_error:
+        err.print(
+            f"warning: effects computed, but not logged: {result.tracking_error}", markup=False, highlight=False
+        )
+        raise typer.Exit(TRACKING_NOT_LOGGED)
+
+
 @app.command("log-run")
 def log_run(
     record: Annotated[Path, typer.Argument(help="A run saved by clv score when tracking was down (*.clv-score-run.json).")],

@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clv_models.errors import ClvInputError
 
@@ -449,6 +449,7 @@ class TrackingSettings(_Frozen):
     root: str = Field(".", description="Directory holding mlruns/ (the SQLite store and the artifacts).")
     train_experiment: str = "clv-train"
     score_experiment: str = "clv-score"
+    actions_experiment: str = Field("clv-actions", description="Experiment of clv evaluate-actions runs.")
     model_name: str = Field("clv-customer-scorer", min_length=1, description="Registered model name.")
     request_timeout_seconds: int = Field(
         5, ge=1, description="Seconds one request to an HTTP tracking server may take (MLFLOW_HTTP_REQUEST_TIMEOUT)."
@@ -500,6 +501,53 @@ class ScoringSettings(_Frozen):
     duckdb_memory_limit: str | None = Field(
         "1GB", description="DuckDB memory cap while scoring (tables spill to a temp dir beyond it); unset: 80 % of RAM."
     )
+
+
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class ExperimentSettings(_Frozen):
+    """One A/B test of next best actions (``[[experiments]]``, a score-time setting): every
+    customer whose action is in ``actions`` is assigned to ``control`` (a hash of ``salt`` and the
+    customer id below ``holdout_share``) or ``treatment``; see ``clv_models.experiments``."""
+
+    name: str = Field(
+        ..., description="Experiment name written to the scores' experiment column (letters, digits, _ -)."
+    )
+    actions: tuple[str, ...] = Field(..., min_length=1, description="Next-best-action codes the experiment covers.")
+    holdout_share: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Share of the covered customers held out as control (not contacted)."
+    )
+    salt: str = Field(..., min_length=1, description="Hashed with the customer id: a new salt draws new groups.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not EXPERIMENT_NAME.fullmatch(value):
+            raise ValueError(f"experiment name {value!r}: use 1-64 letters, digits, '_' or '-'")
+        return value
+
+
+def _experiments_apart(experiments: tuple[ExperimentSettings, ...]) -> tuple[ExperimentSettings, ...]:
+    """Refuse two experiments with one name, or two covering one action (a customer's group would
+    depend on which one is read first)."""
+    names: set[str] = set()
+    owner: dict[str, str] = {}
+    for experiment in experiments:
+        if experiment.name in names:
+            raise ValueError(f"two experiments are named {experiment.name!r}; give each its own name")
+        names.add(experiment.name)
+        for action in experiment.actions:
+            if action in owner:
+                raise ValueError(
+                    f"action {action!r} is in experiments {owner[action]!r} and {experiment.name!r}; "
+                    "an action may be tested by one experiment at a time"
+                )
+            owner[action] = experiment.name
+    return experiments
+
+
+Experiments = typing.Annotated[tuple[ExperimentSettings, ...], AfterValidator(_experiments_apart)]
 
 
 class SparkSettings(_Frozen):
@@ -554,6 +602,7 @@ class Settings(_Frozen):
     scoring: ScoringSettings = ScoringSettings()
     spark: SparkSettings = SparkSettings()
     xsell: CrossSellSettings = CrossSellSettings()
+    experiments: Experiments = ()  # score-time: [[experiments]] may differ from training's
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

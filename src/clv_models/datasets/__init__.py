@@ -8,6 +8,8 @@ futures are known.
 * :func:`simulate_orders`: a seeded raw export of a simulated shop (profiles ``retail``,
   ``weekly_grocery``, ``one_time``, ``wholesale``, ``seasonal``) with each customer's latent
   purchase rate, drop-out and future purchases.
+* :func:`inject_uplift`: a known effect of an action (extra orders, larger orders) written into
+  the treated customers' orders after a cutoff, with the true effect an A/B evaluation must find.
 
 Importing this package reads and computes nothing.
 """
@@ -34,10 +36,12 @@ from clv_models.datasets.simulate import (
     SimulationSettingsError,
     simulate_orders,
 )
+from clv_models.datasets.uplift import InjectedUplift, Uplift, inject_uplift
 
 __all__ = [
     "CDNOW_COLUMNS",
     "EXPORT_COLUMNS",
+    "InjectedUplift",
     "ONLINE_RETAIL_ATTRIBUTION",
     "ONLINE_RETAIL_COLUMNS",
     "ONLINE_RETAIL_COLUMN_MAP",
@@ -49,7 +53,9 @@ __all__ = [
     "ShopProfile",
     "SimulatedShop",
     "SimulationSettingsError",
+    "Uplift",
     "cdnow_master_path",
+    "inject_uplift",
     "load_cdnow_master",
     "load_online_retail",
     "online_retail_path",

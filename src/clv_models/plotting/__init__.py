@@ -6,6 +6,7 @@ from clv_models.plotting.churn import (
     plot_lift,
     plot_reliability,
 )
+from clv_models.plotting.experiments import plot_action_effects
 from clv_models.plotting.ltv import (
     plot_calibration_vs_holdout,
     plot_cumulative_purchases,
@@ -21,6 +22,7 @@ from clv_models.plotting.segments import (
 )
 
 __all__ = [
+    "plot_action_effects",
     "plot_calibration_vs_holdout",
     "plot_contributions_summary",
     "plot_cumulative_purchases",

@@ -119,11 +119,11 @@ def score_labels(settings: Settings, scorer: CustomerScorer) -> LabelSettings:
 
 
 def check_unknown_output_columns(settings: Settings) -> None:
+    from clv_models.experiments import EXPERIMENT_COLUMNS
     from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
-
     from clv_models.scoring.cross_sell import XSELL_COLUMN
 
-    known = (*SCORE_COLUMNS, *PROVENANCE_COLUMNS, XSELL_COLUMN)
+    known = (*SCORE_COLUMNS, *PROVENANCE_COLUMNS, XSELL_COLUMN, *EXPERIMENT_COLUMNS)
     unknown = [c for c in settings.scoring.columns if c not in known]
     if unknown:
         raise ClvInputError(
@@ -132,13 +132,19 @@ def check_unknown_output_columns(settings: Settings) -> None:
 
 
 def output_columns(settings: Settings) -> list[str]:
-    """The scores columns to write: ``scoring.columns`` (``customer_id`` first, always), else all."""
+    """The scores columns to write: ``scoring.columns`` (``customer_id`` first, always), else all;
+    with ``[[experiments]]``, ``experiment`` and ``experiment_group`` always (last unless chosen)."""
+    from clv_models.experiments import EXPERIMENT_COLUMNS
     from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
 
     chosen = settings.scoring.columns
     if not chosen:
-        return [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
-    return ["customer_id", *(c for c in chosen if c != "customer_id")]
+        columns = [*SCORE_COLUMNS, *PROVENANCE_COLUMNS]
+    else:
+        columns = ["customer_id", *(c for c in chosen if c != "customer_id")]
+    if settings.experiments:
+        columns += [c for c in EXPERIMENT_COLUMNS if c not in columns]
+    return columns
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,7 @@ class ScoringPlan:
     columns: list[str]
     stamp: dt.datetime
     orders: SourceSettings  # the scoring orders, read with or without amounts as the scorer was trained
+    experiments: tuple[Any, ...] = ()  # [[experiments]]: ExperimentSettings, a score-time setting
 
     @property
     def scorer(self) -> CustomerScorer:
@@ -189,6 +196,9 @@ def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetim
             f"drop the override or train a {settings.features.unit!r} model"
         )
     check_training_sections(settings, loaded.scorer, model_uri)
+    from clv_models.experiments import check_experiment_actions
+
+    check_experiment_actions(settings.experiments, loaded.scorer.settings.actions, model_uri)
     return ScoringPlan(
         model_uri=model_uri,
         tracking_uri=uri,
@@ -197,6 +207,7 @@ def prepare_scoring(settings: Settings, model_uri: str | None, stamp: dt.datetim
         columns=with_cross_sell_column(output_columns(settings), loaded.scorer, settings.scoring.columns),
         stamp=scored_at(stamp),
         orders=scoring_orders(settings, loaded.scorer, model_uri),
+        experiments=tuple(settings.experiments),
     )
 
 
@@ -301,6 +312,11 @@ def score_batch(
     scores["scored_at"] = pd.Timestamp(plan.stamp)
     if XSELL_COLUMN in plan.columns:  # from the action codes, whatever labels are written (D43)
         scores[XSELL_COLUMN] = recommended_products(codes, products, scorer)
+    if "experiment" in plan.columns or "experiment_group" in plan.columns:
+        from clv_models.experiments.assignment import experiment_frame
+
+        # From the action *codes*: the written action may be a display label.
+        scores = scores.join(experiment_frame(codes, plan.experiments))
     return scores[plan.columns], tally
 
 

@@ -45,7 +45,7 @@ def _spark_type(column: str) -> str:
     if column in ("as_of", "scored_at"):
         return "timestamp_ntz"
     if column in ("customer_id", *DECISIONS, "next_best_action", "model_uri", "model_version", TALLY_COLUMN,
-                  "recommended_products"):  # fmt: skip
+                  "recommended_products", "experiment", "experiment_group"):  # fmt: skip
         return "string"
     return "double"
 
@@ -66,6 +66,7 @@ def _partition_scorer(model_dir: str, plan: ScoringPlan, labels_in_output: bool)
     """The function ``mapInPandas`` runs: feature tables in, :func:`score_batch` rows out, each
     Arrow batch's :class:`~clv_models.scoring.batch.Tally` as JSON on its first row."""
     model_uri, version, labels, columns, stamp = plan.model_uri, plan.loaded.version, plan.labels, plan.columns, plan.stamp
+    experiments = plan.experiments
 
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import dataclasses
@@ -75,7 +76,7 @@ def _partition_scorer(model_dir: str, plan: ScoringPlan, labels_in_output: bool)
         from clv_models.scoring.batch import ScoringPlan, score_batch
 
         loaded = dataclasses.replace(_load_on_worker(model_dir), uri=model_uri, version=version)
-        worker_plan = ScoringPlan(model_uri, "", loaded, labels, columns, stamp)
+        worker_plan = ScoringPlan(model_uri, "", loaded, labels, columns, stamp, experiments)
         for table in batches:
             if table.empty:
                 continue
