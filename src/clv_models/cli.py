@@ -559,6 +559,8 @@ def _print_score(result: Any) -> None:
         shares = result.distributions.get(column, {})
         ordered = [code for code in _NATURAL_ORDER if code in shares] + sorted(set(shares) - set(_NATURAL_ORDER))
         out.print(f"  {column}: " + ", ".join(f"{code} {shares[code]:.1%}" for code in ordered), markup=False)
+    for name, groups in getattr(result, "experiment_groups", {}).items():
+        out.print(f"  experiment {name}: treatment {groups['treatment']:,}, control {groups['control']:,}", markup=False)
     for warning in result.input_warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False)
     for warning in result.drift_warnings:

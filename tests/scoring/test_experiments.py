@@ -66,9 +66,30 @@ def experiment(shop: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         settings = settings_for(shop["orders"], shop["root"], cutoff, *extra)
         settings = settings.model_copy(update={"experiments": _experiments(config)})
         out = base / f"{name}.parquet"
-        score(settings, model_uri=str(shop["model"]), out=out, scored_at=STAMP, log_run=False)
-        written[name] = out
+        result = score(settings, model_uri=str(shop["model"]), out=out, scored_at=STAMP, log_run=False)
+        written[name], written[f"{name}_groups"] = out, result.experiment_groups
     return {"base": base, "config": config, "cutoff": cutoff, **written}
+
+
+def test_the_job_counts_each_experiment_s_groups_as_written(experiment: dict) -> None:
+    from clv_models.scoring.batch import ScoreResult, scoring_record
+
+    for name in ("codes", "labels"):  # one chunk, and chunks of 700 whose tallies are merged
+        written = pd.read_parquet(experiment[name]).dropna(subset=["experiment"])
+        counted = written.groupby(["experiment", "experiment_group"]).size()
+        expected = {e: {"control": int(counted.get((e, "control"), 0)), "treatment": int(counted.get((e, "treatment"), 0))}
+                    for e in ("vip_null", "winback_coupon")}  # fmt: skip
+        assert experiment[f"{name}_groups"] == expected, name
+    assert sum(expected["winback_coupon"].values()) > 0 and sum(expected["vip_null"].values()) > 0
+    # The clv-score run logs each count under a fixed name.
+    result = ScoreResult(out=Path("s.parquet"), customers=1, chunks=1, model_uri="m", model_version="1",
+                         as_of=dt.date(2024, 1, 1), scored_at=dt.datetime(2024, 1, 2),
+                         experiment_groups=experiment["codes_groups"])  # fmt: skip
+    no_data = type("Report", (), {"metrics": lambda self: {}})()
+    metrics = scoring_record(result, no_data, "clv-score")["metrics"]
+    for name, groups in experiment["codes_groups"].items():
+        for group, count in groups.items():
+            assert metrics[f"experiment_{name}_{group}"] == count
 
 
 def _experiments(config: Path) -> tuple:

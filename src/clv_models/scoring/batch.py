@@ -68,6 +68,7 @@ class ScoreResult:
     psi: dict[str, float] = field(default_factory=dict)
     drift_warnings: list[str] = field(default_factory=list)
     input_warnings: list[str] = field(default_factory=list)
+    experiment_groups: dict[str, dict[str, int]] = field(default_factory=dict)  # customers per experiment and group
     run_id: str | None = None
     tracking_error: str | None = None  # the scores are written but the run is not logged
 
@@ -253,6 +254,12 @@ class Tally:
         self.codes: dict[str, Counter[str]] = {c: Counter() for c in DECISIONS}
         self.bins = {name: np.zeros(len(ref.shares), dtype=np.int64) for name, ref in scorer.drift_reference.items()}
         self.rows = 0
+        self.groups: Counter[str] = Counter()  # "<experiment>/<group>" → customers ([[experiments]])
+
+    def add_groups(self, assigned: pd.DataFrame) -> None:
+        """Count the customers of a batch per experiment and group (those no experiment covers are not counted)."""
+        covered = assigned.dropna(subset=["experiment"])
+        self.groups.update((covered["experiment"] + "/" + covered["experiment_group"]).tolist())
 
     def add(self, codes: pd.DataFrame, features: pd.DataFrame, scorer: CustomerScorer) -> None:
         from clv_models.evaluation.drift import bin_counts
@@ -270,10 +277,12 @@ class Tally:
             self.codes[column].update(counter)
         for name, counts in other.bins.items():
             self.bins[name] += counts
+        self.groups.update(other.groups)
 
     def to_json(self) -> str:
         return json.dumps(
-            {"rows": self.rows, "codes": self.codes, "bins": {k: v.tolist() for k, v in self.bins.items()}}
+            {"rows": self.rows, "codes": self.codes, "bins": {k: v.tolist() for k, v in self.bins.items()},
+             "groups": self.groups}  # fmt: skip
         )
 
     @classmethod
@@ -283,6 +292,7 @@ class Tally:
         tally.rows = int(data["rows"])
         tally.codes = {c: Counter(data["codes"][c]) for c in DECISIONS}
         tally.bins = {k: np.asarray(v, dtype=np.int64) for k, v in data["bins"].items()}
+        tally.groups = Counter(data.get("groups", {}))
         return tally
 
 
@@ -316,7 +326,9 @@ def score_batch(
         from clv_models.experiments.assignment import experiment_frame
 
         # From the action *codes*: the written action may be a display label.
-        scores = scores.join(experiment_frame(codes, plan.experiments))
+        assigned = experiment_frame(codes, plan.experiments)
+        tally.add_groups(assigned)
+        scores = scores.join(assigned)
     return scores[plan.columns], tally
 
 
@@ -353,7 +365,17 @@ def finish(
         psi=psi,
         drift_warnings=[f"{name}: PSI {value:.3f} > {limit:g}" for name, value in psi.items() if value > limit],
         input_warnings=input_warnings,
+        experiment_groups=experiment_groups(tally.groups),
     )
+
+
+def experiment_groups(groups: Counter[str]) -> dict[str, dict[str, int]]:
+    """``{"<experiment>": {"control": n, "treatment": n}}`` from a tally's ``"<experiment>/<group>"`` counts."""
+    out: dict[str, dict[str, int]] = {}
+    for key, count in sorted(groups.items()):
+        name, _, group = key.rpartition("/")
+        out.setdefault(name, {"control": 0, "treatment": 0})[group] = int(count)
+    return out
 
 
 PENDING_SUFFIX = ".clv-score-run.json"
@@ -387,6 +409,9 @@ def scoring_record(result: ScoreResult, report: Any, experiment: str) -> dict[st
             metrics[f"share_{column}_{code}"] = share
     for name, value in result.psi.items():
         metrics[f"psi_{name}"] = value
+    for name, groups in result.experiment_groups.items():
+        for group, count in groups.items():
+            metrics[f"experiment_{name}_{group}"] = float(count)
     return {"experiment": experiment, "run_name": f"score-{result.as_of.isoformat()}", "tags": tags, "metrics": metrics}
 
 
