@@ -280,7 +280,9 @@ class ValueSettings(_Frozen):
         10, ge=1, description="Optuna trials per part (two parts for two_part); the main cost of the value model."
     )
     timeout_seconds: float | None = Field(
-        None, gt=0, description="Optuna time budget per part; unset = trials only (a budget makes results machine-dependent)."
+        None,
+        gt=0,
+        description="Optuna time budget per part; unset = trials only (a budget makes results machine-dependent).",
     )
     n_folds: int = Field(4, ge=2, description="Cross-validation folds over training snapshots, grouped by customer.")
     seed: int = Field(42, description="Seed for folds, the TPE sampler, LightGBM and the tuning sample.")

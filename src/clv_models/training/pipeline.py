@@ -335,9 +335,8 @@ def train(
             if settings.value.ranker == "auto":
                 say(f"value model: {settings.value.n_trials} Optuna trials per part")
                 with run.child("value") as value_run:
-                    value = train_value_step(
-                        ingested, churn, settings, run=value_run, trial_callbacks=(per_study_callback(tracker, value_run),)
-                    )
+                    logged = (per_study_callback(tracker, value_run),)
+                    value = train_value_step(ingested, churn, settings, run=value_run, trial_callbacks=logged)
             else:
                 value = train_value_step(ingested, churn, settings)
             metrics.update(value.metrics)

@@ -6,7 +6,8 @@ tiers, risk bands, segments, lifecycle stages and next best actions, and report 
 ``churn_probability``, ``value_forecast``), fits :class:`~clv_models.models.segments.CustomerSegmenter`
 and :class:`~clv_models.valuation.tiers.ValueTiers` on it (the tiers, the tier summary and the Pareto
 view on ``value_forecast``, the value the tiers rank by: decisions D42; it is ``clv_h`` with
-``value.ranker = "btyd_clv"``), and returns everything a marketing report needs. Metric names (fixed, for MLflow): ``segments_silhouette``, ``segments_k``,
+``value.ranker = "btyd_clv"``), and returns everything a marketing report needs. Metric names
+(fixed, for MLflow): ``segments_silhouette``, ``segments_k``,
 ``segments_inherited``, ``tiers_high_cut_point``, ``tiers_medium_cut_point``,
 ``tiers_high_value_share``, ``pareto_top20_value_share``, ``pareto_customers_for_80pct_value``,
 the naming metrics (``segments_neutral``: segments with a neutral name;

@@ -77,7 +77,8 @@ class ValueStep:
         from clv_models.training.value import value_markdown
 
         text = value_markdown(self.result).replace("# Customer value", "## Customer value", 1)
-        return f"{text}\nScores column `value_forecast` = the {self.basis} ranker's value over {self.result.dataset.window_days} days.\n"
+        window = self.result.dataset.window_days
+        return f"{text}\nScores column `value_forecast` = the {self.basis} ranker's value over {window} days.\n"
 
 
 def per_study_callback(tracker: Any, run: Any) -> Callable[[Any, Any], None]:
