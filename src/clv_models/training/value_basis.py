@@ -77,6 +77,8 @@ class ValueStep:
         from clv_models.training.value import value_markdown
 
         text = value_markdown(self.result).replace("# Customer value", "## Customer value", 1)
+        if self.ranker is None:  # compared, then set aside at the cutoff (value_table)
+            return f"{text}\nValue tiers cut from `{self.basis}` instead: {self.reason}.\n"
         window = self.result.dataset.window_days
         return f"{text}\nScores column `value_forecast` = the {self.basis} ranker's value over {window} days.\n"
 
