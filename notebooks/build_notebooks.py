@@ -100,7 +100,8 @@ pd.Series(report.metrics()).round(4).to_frame("value")'''),
         ("code", '''import mlflow
 from clv_models.training.pipeline import train
 base = [f'orders.path="{ORDERS}"', "churn.n_trials=2", "churn.n_folds=2", "churn.train_cutoffs=2",
-        f'tracking.root="{MLRUNS}"', f'validation.quarantine="{MLRUNS}/q.parquet"']
+        "value.n_trials=1", "value.n_folds=2", f'tracking.root="{MLRUNS}"',
+        f'validation.quarantine="{MLRUNS}/q.parquet"']
 columns = {"orders.columns": COLUMNS.model_dump()}
 for holdout in (120, 180):
     train(load_settings(None, [*base, f"ltv.holdout_days={holdout}"], columns), register=False)

@@ -203,7 +203,8 @@ def test_demo_runs_with_nothing_beside_the_repository(tmp_path: Path, extra: lis
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "CLV_SHARED_DATA": str(tmp_path / "nothing-here")}
     env.pop("MLFLOW_TRACKING_URI", None)
     run = subprocess.run([sys.executable, "-m", "clv_models.cli", "demo", *extra, "--set", "churn.n_trials=2",
-                          "--set", "segments.n_init=2"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          "--set", "segments.n_init=2", "--set", "value.n_trials=1", "--set", "value.n_folds=2"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env,
                          timeout=900)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "registered clv-customer-scorer version 1" in run.stdout and "Traceback" not in run.stderr

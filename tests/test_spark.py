@@ -26,6 +26,7 @@ import pytest
 
 from clv_models.config import load_settings
 from clv_models.errors import ClvInputError
+from tests.training.test_pipeline import TINY_VALUE
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict:
     pq.write_table(bench_churn.simulate_orders(5_000, 12), training_orders)
     root = base / "store"
     settings = _settings(training_orders, root, "churn.n_trials=1", "churn.n_folds=2", "churn.train_cutoffs=2",
-                         "churn.max_rounds=60", "segments.n_init=2")  # fmt: skip
+                         "churn.max_rounds=60", "segments.n_init=2", *TINY_VALUE)  # fmt: skip
     result = train(settings, force=True)
     model = base / "model"
     export_scorer(f"models:/clv-customer-scorer/{result.model_version}", model, tracking_uri=tracking_uri(root))

@@ -406,6 +406,7 @@ def _print_train(result: Any) -> None:
             table.add_row(name, f"{result.metrics[name]:.4f}")
     out.print(table)
     _print_churn_comparison(result.metrics)
+    _print_value_comparison(result.metrics, getattr(getattr(result, "scorer", None), "metadata", {}))
     for line in getattr(result, "choices", []):
         out.print(line, markup=False, highlight=False)
     for notice in getattr(result, "notices", []):
@@ -437,6 +438,31 @@ def _print_churn_comparison(metrics: dict[str, float]) -> None:
         table.add_column(column, justify="left" if column == "score" else "right")
     for name, prefix in rows.items():
         table.add_row(name, *(f"{metrics[prefix + m]:.4f}" for m in ("auc", "brier", "ece")))
+    out.print(table)
+
+
+def _print_value_comparison(metrics: dict[str, float], metadata: dict[str, Any]) -> None:
+    """Every value ranker on the same out-of-time customers (decisions D40): normalised Gini,
+    Spearman, top-decile revenue capture, decile MAPE, aggregate error; the tiers' basis marked."""
+    from clv_models.models.value import RANKERS
+    from clv_models.training.value import VALUE_METRICS
+
+    if not all(f"value_{ranker}_gini" in metrics for ranker in RANKERS):
+        return
+    window = metrics.get("value_window_days", float("nan"))
+    basis = metadata.get("value_tier_basis")
+    table = Table(
+        title=f"Value over {window:.0f} days on the test snapshot: rankers out of time (tiers: {basis})",
+        title_justify="left",
+    )
+    headers = {"gini": "Gini", "spearman": "Spearman", "top_decile_capture": "top 10 %", "decile_mape": "decile MAPE",
+               "aggregate_error": "aggregate error"}  # fmt: skip
+    table.add_column("ranker")
+    for metric in VALUE_METRICS:
+        table.add_column(headers[metric], justify="right")
+    for ranker in RANKERS:
+        name = f"{ranker} (tiers)" if ranker == basis else ranker
+        table.add_row(name, *(f"{metrics[f'value_{ranker}_{metric}']:.4f}" for metric in VALUE_METRICS))
     out.print(table)
 
 
@@ -1010,10 +1036,11 @@ def _print_scores_sample(path: Path) -> None:
     frame = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
     sample = frame.sort_values("clv_h", ascending=False).iloc[[0, len(frame) // 10, len(frame) // 2, -1]]
     table = Table(title="Scores (best, 10th percentile, median, last by CLV)", title_justify="left")
-    columns = ["customer_id", "clv_h", "p_alive", "churn_probability", "value_tier", "churn_risk", "segment",
-               "lifecycle_stage", "next_best_action"]  # fmt: skip
+    columns = ["customer_id", "clv_h", "value_forecast", "p_alive", "churn_probability", "value_tier", "churn_risk",
+               "segment", "lifecycle_stage", "next_best_action"]  # fmt: skip
+    numbers = ("clv_h", "value_forecast", "p_alive", "churn_probability")
     for name in columns:
-        table.add_column(name, justify="right" if name in ("clv_h", "p_alive", "churn_probability") else "left")
+        table.add_column(name, justify="right" if name in numbers else "left")
     for row in sample[columns].itertuples(index=False):
         # A null (P(alive) of a fit not identified, money of an event log) is shown as such, not as "nan".
         table.add_row(*(("null" if v != v else f"{v:,.3f}") if isinstance(v, float) else str(v) for v in row))

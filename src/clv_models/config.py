@@ -262,6 +262,57 @@ class ChurnSettings(_Frozen):
     )
 
 
+class ValueSettings(_Frozen):
+    """What the value tiers rank customers by (decisions D40, D42): a learned value model (LightGBM,
+    tuned with Optuna) judged out of time beside past spend and BTYD CLV, the tiers cut from the
+    best that is never worse than past spend. The keys besides ``ranker`` are those of
+    ``clv_models.training.value.ValueTrainingSettings``; the snapshot schedule comes from ``[churn]``."""
+
+    ranker: Literal["auto", "btyd_clv"] = Field(
+        "auto",
+        description="'auto': train the value model, compare it with past spend and BTYD CLV out of time and cut the "
+        "tiers from the best never worse than past spend; 'btyd_clv': no value model, tiers cut from clv_h as "
+        "before (decisions D42).",
+    )
+    window_days: int | None = Field(
+        None,
+        ge=7,
+        description="Value window W (days): revenue in (cutoff, cutoff + W] is what the model predicts. Unset: the "
+        "longest whole-week window ≤ horizon_days leaving min_train_cutoffs training snapshots.",
+    )
+    horizon_days: int = Field(365, ge=7, description="Longest value window (days).")
+    min_train_cutoffs: int = Field(6, ge=1, description="Training snapshots the chosen window must leave.")
+    method: Literal["two_part", "tweedie"] = Field(
+        "two_part", description="P(buy) × E[revenue | buy] (two LightGBM heads) or one Tweedie regressor."
+    )
+    n_trials: int = Field(
+        10, ge=1, description="Optuna trials per part (two parts for two_part); the main cost of the value model."
+    )
+    timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Optuna time budget per part; unset = trials only (a budget makes results machine-dependent).",
+    )
+    n_folds: int = Field(4, ge=2, description="Cross-validation folds over training snapshots, grouped by customer.")
+    seed: int = Field(42, description="Seed for folds, the TPE sampler, LightGBM and the tuning sample.")
+    early_stopping_rounds: int = Field(50, ge=1)
+    max_rounds: int = Field(1000, ge=10)
+    threads: int = Field(1, ge=1, description="LightGBM threads (1: see churn.threads).")
+    max_categories: int = Field(30, ge=1, description="Most frequent values kept per categorical feature.")
+    boost_from: Literal["btyd", "none"] = Field(
+        "btyd", description="Start both heads from the BTYD expectation over W (the trees learn corrections), or 0."
+    )
+    calibration: Literal["scale", "none"] = Field(
+        "scale", description="One factor matching the validation snapshot's total revenue, or none."
+    )
+    tuning_rows: int | None = Field(
+        200_000, ge=1000, description="Optuna trials use whole customers sampled up to this many rows."
+    )
+    bootstrap_replicates: int = Field(
+        200, ge=20, description="Paired bootstrap resamples of the test customers behind 'worse than' (D40)."
+    )
+
+
 SEGMENT_NAMES = ("core", "potential", "new", "at_risk", "sleeping", "lost")
 VALUE_TIERS = ("high", "medium", "low")
 RISK_BANDS = ("high", "medium", "low")
@@ -590,6 +641,7 @@ class Settings(_Frozen):
     features: FeatureSettings = FeatureSettings()
     valuation: ValuationSettings = ValuationSettings()
     churn: ChurnSettings = ChurnSettings()
+    value: ValueSettings = ValueSettings()
     segments: SegmentSettings = SegmentSettings()
     tiers: TierSettings = TierSettings()
     churn_risk: ChurnRiskSettings = ChurnRiskSettings()

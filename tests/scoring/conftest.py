@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.scoring.test_batch_independence import STAMP, settings_for, simulated_orders
+from tests.training.test_pipeline import TINY_VALUE
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     as_of = frame["order_ts"].max().date()
     trained_at = as_of - dt.timedelta(days=60)
     settings = settings_for(orders, root, trained_at, "churn.n_trials=2", "churn.n_folds=2", "churn.train_cutoffs=2",
-                            "churn.max_rounds=80", "segments.n_init=2")  # fmt: skip
+                            "churn.max_rounds=80", "segments.n_init=2", *TINY_VALUE)  # fmt: skip
     result = train(settings, force=True)
     model = base / "model"
     export_scorer(f"models:/clv-customer-scorer/{result.model_version}", model, tracking_uri=tracking_uri(root))

@@ -105,7 +105,7 @@ def test_scores_of_an_event_log_have_tiers_from_purchases_and_no_money(events_tr
     done = score(settings, model_uri="models:/clv-customer-scorer/1", out=base / "scores.parquet", log_run=False)
     scores = pd.read_parquet(done.out)
     assert len(scores) == 1500
-    for money in ("monetary_value", "expected_order_value", "clv_h"):
+    for money in ("monetary_value", "expected_order_value", "clv_h", "value_forecast"):
         assert scores[money].isna().all(), money
     for column in ("p_alive", "expected_purchases_h", "churn_probability"):
         assert scores[column].notna().all(), column

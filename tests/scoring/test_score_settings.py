@@ -55,3 +55,20 @@ def test_a_missing_optional_column_is_refused_unless_accepted(shop: dict, tmp_pa
     assert "warning: order column 'country' is missing" in accepted.stderr
     scores = pd.read_parquet(tmp_path / "a.parquet")
     assert len(scores) == len(shop["scores"])
+
+
+def test_the_value_section_is_fixed_at_training() -> None:
+    """A scoring config that changes [value] (the tiers' ranker and the model behind
+    value_forecast are in the scorer) is refused, as [churn] is; repeating it is accepted."""
+    import types
+
+    import pytest
+
+    from clv_models.config import load_settings
+    from clv_models.errors import ClvInputError
+    from clv_models.scoring.batch import check_training_sections
+
+    trained = types.SimpleNamespace(settings=load_settings(None, ["value.n_trials=3"]))
+    with pytest.raises(ClvInputError, match=r"\[value\] is fixed when the model is trained.*ranker = \"btyd_clv\""):
+        check_training_sections(load_settings(None, ['value.ranker="btyd_clv"']), trained, "m")
+    check_training_sections(load_settings(None, ["value.n_trials=3"]), trained, "m")

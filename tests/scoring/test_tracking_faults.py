@@ -20,6 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.scoring.test_batch_independence import COLUMNS
+from tests.training.test_pipeline import TINY_VALUE
 
 # A hang would run into this, not pass: the job must end by itself well before it.
 HANG_GUARD_SECONDS = 300
@@ -114,7 +115,8 @@ def test_jobs_started_together_on_a_new_store_all_succeed(shop: dict, tmp_path: 
     (tmp_path / "new").mkdir()
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": store}
     tiny = ["--set", "churn.n_trials=1", "--set", "churn.n_folds=2", "--set", "churn.train_cutoffs=2",
-            "--set", "churn.max_rounds=50", "--set", "segments.n_init=2"]  # fmt: skip
+            "--set", "churn.max_rounds=50", "--set", "segments.n_init=2",
+                *(item for setting in TINY_VALUE for item in ("--set", setting))]  # fmt: skip
     train = [sys.executable, "-m", "clv_models.cli", "train", "--orders", str(shop["orders"]), "--columns", mapping,
              "--as-of", shop["as_of"].isoformat(), *tiny]  # fmt: skip
     score = [sys.executable, "-m", "clv_models.cli", *score_args(shop, tmp_path / "scores.parquet")]
@@ -150,7 +152,8 @@ def test_a_store_that_fails_during_training_keeps_the_trained_scorer(shop: dict,
         (disk / "filler").write_bytes(b"\0" * (free - 64 * 1024))
         mapping = ",".join(f"{k}={v}" for k, v in COLUMNS.items())
         tiny = ["--set", "churn.n_trials=1", "--set", "churn.n_folds=2", "--set", "churn.train_cutoffs=2",
-                "--set", "churn.max_rounds=50", "--set", "segments.n_init=2"]  # fmt: skip
+                "--set", "churn.max_rounds=50", "--set", "segments.n_init=2",
+                *(item for setting in TINY_VALUE for item in ("--set", setting))]  # fmt: skip
         root = tmp_path / "root"
         run = clv("train", "--orders", str(shop["orders"]), "--columns", mapping, "--as-of",
                   shop["as_of"].isoformat(), "--set", f"tracking.root={root}", *tiny, cwd=disk, uri=store)  # fmt: skip

@@ -18,6 +18,7 @@ from clv_models.features.churn import LABEL
 from clv_models.models.churn_baseline import BaselineChurnModel
 from clv_models.training.churn import BASELINES, ChurnTrainResult
 from tests.scoring.test_batch_independence import settings_for, simulated_orders
+from tests.training.test_pipeline import TINY_VALUE
 
 
 def result_with(scores: dict[str, np.ndarray], outcome: np.ndarray) -> ChurnTrainResult:
@@ -89,7 +90,8 @@ def test_a_shipped_baseline_scores_through_the_registered_scorer(tmp_path: Path,
     frame.to_parquet(orders)
     as_of = frame["order_ts"].max().date() - dt.timedelta(days=30)
     settings = settings_for(orders, tmp_path / "store", as_of, "churn.n_trials=1", "churn.n_folds=2",
-                            "churn.train_cutoffs=2", "churn.max_rounds=40", "segments.n_init=2")  # fmt: skip
+                            "churn.train_cutoffs=2", "churn.max_rounds=40", "segments.n_init=2",
+                            *TINY_VALUE)  # fmt: skip
     result = train(settings, force=True)
     scorer = result.scorer
     shipped = scorer.models.churn

@@ -62,6 +62,7 @@ def test_train_and_score_online_retail_with_products(online_retail_path: Path, t
     from clv_models.datasets import ONLINE_RETAIL_COLUMN_MAP, ONLINE_RETAIL_NOT_PRODUCTS
     from clv_models.scoring.job import score
     from clv_models.training.pipeline import train
+    from tests.training.test_pipeline import TINY_VALUE
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     excluded = ", ".join(f'"{p}"' for p in ONLINE_RETAIL_NOT_PRODUCTS)
@@ -71,7 +72,7 @@ def test_train_and_score_online_retail_with_products(online_retail_path: Path, t
             None,
             [f'orders.path="{online_retail_path}"', f'tracking.root="{tmp_path}"', "churn.n_trials=1",
              "churn.n_folds=2", "churn.train_cutoffs=2", "churn.max_rounds=80", "segments.n_init=2",
-             f"xsell.exclude_products=[{excluded}]", *extra],
+             f"xsell.exclude_products=[{excluded}]", *TINY_VALUE, *extra],
             {"orders.columns": {**ONLINE_RETAIL_COLUMN_MAP, "product_id": "StockCode"}},
         )  # fmt: skip
 

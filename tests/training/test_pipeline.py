@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from clv_models.config import Settings, load_settings, settings_to_toml
 from clv_models.data.ingest import ingest
 from clv_models.errors import ClvInputError
 from clv_models.features.customer import customer_features
+from clv_models.models.value import RANKERS
 from clv_models.scorer import PROVENANCE_COLUMNS, SCORE_COLUMNS
 from clv_models.scoring.job import score
 from clv_models.training.pipeline import HEADLINE_METRICS, decide_promotion, train
@@ -36,6 +38,8 @@ COLUMNS = {
     "amount": None,
 }
 STAMP = pd.Timestamp("2026-01-02 03:04:05").to_pydatetime()
+# The value model's tuning at its smallest: the tests check what is stored and scored, not its quality.
+TINY_VALUE = ("value.n_trials=1", "value.n_folds=2", "value.max_rounds=100", "value.bootstrap_replicates=50")
 
 
 def make_settings(orders: Path, root: Path, *extra: str) -> Settings:
@@ -47,6 +51,7 @@ def make_settings(orders: Path, root: Path, *extra: str) -> Settings:
             "churn.n_folds=2",
             "churn.train_cutoffs=2",
             "churn.max_rounds=100",
+            *TINY_VALUE,
             "segments.n_init=3",
             f'tracking.root="{root}"',
             f'validation.quarantine="{root}/quarantine/{{source}}.parquet"',
@@ -78,7 +83,8 @@ def store(online_retail_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     root = tmp_path_factory.mktemp("store")
     first = train(make_settings(online_retail_path, root))
-    failing = train(make_settings(online_retail_path, root, "gate.minimum={churn_auc=0.99}"))
+    # The second run keeps the tiers of before the value model (value.ranker = "btyd_clv").
+    failing = train(make_settings(online_retail_path, root, "gate.minimum={churn_auc=0.99}", 'value.ranker="btyd_clv"'))
     forced = train(make_settings(online_retail_path, root, "gate.minimum={churn_auc=0.99}"), force=True)
     return {"root": root, "orders": online_retail_path, "runs": [first, failing, forced]}
 
@@ -101,7 +107,7 @@ def test_parent_run_children_tags_and_metrics(store: dict) -> None:
     children = tracker.client.search_runs(
         [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'"
     )
-    assert {run.info.run_name for run in children} == {"ltv", "churn", "segments"}
+    assert {run.info.run_name for run in children} == {"ltv", "churn", "value", "segments"}
     churn_run = next(run for run in children if run.info.run_name == "churn")
     trials = tracker.client.search_runs(
         [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{churn_run.info.run_id}'"
@@ -305,6 +311,12 @@ def test_cli_train_export_score(online_retail_path: Path, tmp_path: Path) -> Non
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "registered clv-customer-scorer version 1 as @champion" in trained.stdout
     assert "churn_auc" in trained.stdout and "Traceback" not in trained.stderr
+    # The value rankers beside each other, the tiers' basis named.
+    heading = next(line for line in trained.stdout.splitlines() if "rankers out of time" in line)
+    shown = trained.stdout.split(heading, 1)[1]
+    for ranker in RANKERS:
+        assert re.search(rf"│ {ranker}( \(tiers\))? +│ +0\.\d{{4}} │", shown), ranker
+    assert "value_tier: cut from " in trained.stdout
     exported = clv("export", "--config", str(config), "--out", str(tmp_path / "model"), cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr[-3000:]
     scored = clv("score", "--config", str(config), "--model", str(tmp_path / "model"), "--out",
@@ -334,3 +346,85 @@ def test_report_html_is_logged_and_regenerated(store: dict, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "again.html").read_text("utf-8") == logged
     assert_user_error(clv("report", "nope", "--config", str(settings_file), cwd=tmp_path), 2, "no MLflow run 'nope'")
+
+
+# --------------------------------------------------------------------------------------------
+# The value the tiers rank by (issue 21, decisions D42)
+
+
+def test_every_value_ranker_is_logged_and_the_chosen_one_is_not_worse_than_past_spend(store: dict) -> None:
+    from clv_models.tracking import Tracker
+    from clv_models.training.value import MATERIAL_GAP, VALUE_METRICS
+
+    first = store["runs"][0]
+    parent = Tracker("clv-train", root=store["root"]).client.get_run(first.run_id)
+    metrics, tags = parent.data.metrics, parent.data.tags
+    for ranker in RANKERS:
+        for metric in VALUE_METRICS:
+            assert np.isfinite(metrics[f"value_{ranker}_{metric}"]), (ranker, metric)
+    basis = first.scorer.models.value_ranker.name
+    assert tags["value_tier_basis"] == basis == first.scorer.metadata["value_tier_basis"]
+    for metric in VALUE_METRICS:
+        assert metrics[f"value_shipped_{metric}"] == metrics[f"value_{basis}_{metric}"]
+    # D40's rule: past spend is the past-spend ranking with the higher Gini; the tiers' ranker is
+    # not worse than it on Gini or Spearman by more than the material gap (here, on the point values).
+    past = max(("past_spend_total", "past_spend_recent"), key=lambda r: metrics[f"value_{r}_gini"])
+    for metric in ("gini", "spearman"):
+        assert metrics[f"value_{basis}_{metric}"] >= metrics[f"value_{past}_{metric}"] - MATERIAL_GAP[metric], metric
+    assert metrics["value_shipped_not_worse_than_past_spend"] == 1.0
+    assert metrics["value_window_days"] == first.scorer.models.value_ranker.window_days
+
+
+def test_the_tiers_are_cut_from_value_forecast_with_the_stored_cut_points(store: dict) -> None:
+    first = store["runs"][0]
+    scorer, base = first.scorer, first.scored  # base: the training population at the cutoff
+    cuts = scorer.models.tiers.cut_points_
+    forecast = base["value_forecast"].to_numpy()
+    # Fitted on the training base's value_forecast: the 80th and 50th percentiles (shares 20 / 30 %).
+    assert cuts["high"] == pytest.approx(np.quantile(forecast, 0.8), rel=1e-12)
+    assert cuts["medium"] == pytest.approx(np.quantile(forecast, 0.5), rel=1e-12)
+    expected = np.where(forecast >= cuts["high"], "high", np.where(forecast >= cuts["medium"], "medium", "low"))
+    assert base["value_tier"].tolist() == expected.tolist()
+    # value_forecast is the stored ranker's value; clv_h is still the 12-month BTYD CLV, another column.
+    with ingest(make_settings(store["orders"], store["root"]).orders) as ingested:
+        features = customer_features(ingested, unit=scorer.unit)
+    ranker = scorer.models.value_ranker
+    np.testing.assert_array_equal(ranker.value(features, btyd=scorer.models.btyd_features), forecast)
+    assert not np.allclose(base["clv_h"].to_numpy(), forecast)
+
+
+def test_a_customer_gets_the_same_value_and_tier_alone_and_in_the_base(store: dict) -> None:
+    scorer = store["runs"][2].scorer  # the champion that `clv score` uses
+    with ingest(make_settings(store["orders"], store["root"]).orders) as ingested:
+        features = customer_features(ingested, unit=scorer.unit)
+    whole = scorer.score(features, codes=True)
+    for i in (0, 7, len(features) // 2, len(features) - 1):
+        alone = scorer.score(features.iloc[[i]], codes=True)
+        assert alone["value_forecast"].iloc[0] == whole["value_forecast"].iloc[i]
+        assert alone["value_tier"].iloc[0] == whole["value_tier"].iloc[i]
+    shuffled = features.sample(frac=0.1, random_state=3)
+    part = scorer.score(shuffled, codes=True)
+    np.testing.assert_array_equal(part["value_forecast"].to_numpy(), whole["value_forecast"].to_numpy()[shuffled.index])
+
+
+def test_btyd_clv_keeps_the_tiers_of_before(store: dict) -> None:
+    """value.ranker = "btyd_clv": no value model; value_forecast is clv_h and the tiers are the
+    quantiles of the training base's clv_h, as before the value model."""
+    from clv_models.tracking import Tracker
+    from clv_models.valuation.tiers import ValueTiers
+
+    legacy, learned = store["runs"][1], store["runs"][0]
+    assert legacy.scorer.models.value_ranker is None and legacy.scorer.metadata["value_tier_basis"] == "clv_h"
+    base = legacy.scored
+    np.testing.assert_array_equal(base["value_forecast"].to_numpy(), base["clv_h"].to_numpy())
+    before = ValueTiers(high_share=0.2, medium_share=0.3).fit(base["clv_h"].to_numpy())
+    assert legacy.scorer.models.tiers.cut_points_ == before.cut_points_
+    assert base["value_tier"].tolist() == before.predict(base["clv_h"].to_numpy()).tolist()
+    # The value step changes neither clv_h nor anything else the LTV models give.
+    pd.testing.assert_series_equal(learned.scored["clv_h"], base["clv_h"])
+    client = Tracker("clv-train", root=store["root"]).client
+    children = client.search_runs([client.get_run(legacy.run_id).info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{legacy.run_id}'")  # fmt: skip
+    assert "value" not in {run.info.run_name for run in children}
+    assert not any(name.startswith("value_") for name in legacy.metrics)
+    assert client.get_run(legacy.run_id).data.tags["value_tier_basis"] == "clv_h"

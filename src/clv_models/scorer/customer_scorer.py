@@ -33,6 +33,7 @@ SCORE_COLUMNS = (
     "expected_purchases_h",
     "expected_order_value",
     "clv_h",
+    "value_forecast",
     "value_tier",
     "churn_probability",
     "churn_risk",
@@ -41,7 +42,7 @@ SCORE_COLUMNS = (
     "next_best_action",
 )
 # Null in the scores of a frequency-only scorer (an event log without amounts, decisions D41).
-MONEY_COLUMNS = ("monetary_value", "expected_order_value", "clv_h")
+MONEY_COLUMNS = ("monetary_value", "expected_order_value", "clv_h", "value_forecast")
 PROVENANCE_COLUMNS = ("model_uri", "model_version", "scored_at")
 # Features and scores whose drift against training is measured at scoring time.
 DRIFT_COLUMNS = (
@@ -53,6 +54,7 @@ DRIFT_COLUMNS = (
     "avg_order_value",
     "p_alive",
     "clv_h",
+    "value_forecast",
     "churn_probability",
 )
 SEGMENT_INPUTS = ("days_since_last", "frequency", "avg_order_value", "T_days")
@@ -74,17 +76,23 @@ class CustomerScorer:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def _feature_models(self) -> list[Any]:
+        """The fitted models that read snapshot features by name: the churn classifier and the
+        value model (when the tiers rank by it)."""
+        ranker = getattr(self.models, "value_ranker", None)
+        return [m for m in (self.models.churn, getattr(ranker, "model", None)) if m is not None]
+
+    @property
     def optional_columns(self) -> tuple[str, ...]:
         """The optional order columns (quantity, category, country, channel) whose features the
         models read: scoring orders must map them too."""
-        churn = self.models.churn
-        read = set() if churn is None else set(churn.feature_names_)
+        read = {str(c) for model in self._feature_models for c in model.feature_names_}
         return tuple(source for source, feature in OPTIONAL_SOURCES.items() if feature in read)
 
     @property
     def categorical_inputs(self) -> list[str]:
-        churn = self.models.churn
-        return [] if churn is None else [str(c) for c in churn.categorical_features]
+        names = [str(c) for model in self._feature_models for c in model.categorical_features]
+        return list(dict.fromkeys(names))
 
     @property
     def input_columns(self) -> list[str]:
@@ -94,6 +102,9 @@ class CustomerScorer:
             # The BTYD features are computed here from the daily RFM, by the stored models.
             names += list(DAILY_RFM)
             names += [c for c in self.models.churn.feature_names_ if c not in BTYD_FEATURES]
+        ranker = getattr(self.models, "value_ranker", None)
+        if ranker is not None:
+            names += ranker.input_columns()  # the BTYD features it derives itself
         names += [*SEGMENT_INPUTS, *LIFECYCLE_INPUTS]
         seen: dict[str, None] = {}
         for name in names:

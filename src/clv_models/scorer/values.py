@@ -4,9 +4,12 @@ Training fits the decision models on the values and scoring only applies them; b
 
 1. :func:`customer_values`: ``p_alive``, ``expected_purchases_h`` and ``clv_h`` over the
    valuation horizon, ``expected_order_value``, the four BTYD churn features (from the BG/NBD and
-   Gamma-Gamma fitted at training on the daily RFM) and the calibrated ``churn_probability``.
-2. :func:`assign_decisions`: ``value_tier``, ``churn_risk``, ``segment``, ``lifecycle_stage``
-   and ``next_best_action`` (codes; display labels are applied at output).
+   Gamma-Gamma fitted at training on the daily RFM), the calibrated ``churn_probability`` and
+   ``value_forecast``: the value the tiers are cut from (the stored value ranker's revenue over its
+   window W, currency; ``clv_h`` when no ranker is stored; decisions D42).
+2. :func:`assign_decisions`: ``value_tier`` (cut from ``value_forecast``), ``churn_risk``,
+   ``segment``, ``lifecycle_stage`` and ``next_best_action`` (codes; display labels are applied
+   at output).
 
 The input is the feature table of :func:`clv_models.features.customer.customer_features`. Every
 output of a row depends on that row and the fitted models only, never on the other rows.
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from clv_models.models import BetaGeoModel, ChurnClassifier, GammaGammaModel, ModifiedBetaGeoModel, ParetoNBDModel
     from clv_models.models.btyd_features import BtydChurnFeatures
     from clv_models.models.segments import CustomerSegmenter
+    from clv_models.models.value import ValueRanker
     from clv_models.valuation.risk import ChurnRiskBands
     from clv_models.valuation.tiers import ValueTiers
 
@@ -48,6 +52,9 @@ class CustomerModels:
     btyd_features: BtydChurnFeatures | None = None
     risk_bands: ChurnRiskBands | None = None  # fitted at training (None: the absolute [churn_risk] bands)
     affinity: Any = None  # ProductAffinity for recommended_products, when products were mapped (D43)
+    # What the value tiers rank by, chosen out of time at training (decisions D40, D42); None: clv_h
+    # (value.ranker = "btyd_clv", or a scorer saved before the value model).
+    value_ranker: ValueRanker | None = None
 
 
 def reported_p_alive(purchases: BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel, rfm: pd.DataFrame) -> np.ndarray:
@@ -59,6 +66,13 @@ def reported_p_alive(purchases: BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDM
     if not getattr(purchases, "converged_", True):
         return np.full(len(rfm), np.nan)
     return np.asarray(purchases.probability_alive(rfm), dtype=float)
+
+
+def value_basis(models: CustomerModels) -> str:
+    """The name of the value the tiers are cut from: the stored ranker's (``model``, ``btyd_clv``,
+    ``past_spend_recent``, ``past_spend_total``) or ``clv_h``."""
+    ranker = getattr(models, "value_ranker", None)
+    return "clv_h" if ranker is None else ranker.name
 
 
 def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Settings) -> pd.DataFrame:
@@ -82,6 +96,12 @@ def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Setti
         out["churn_probability"] = models.churn.predict_proba(out)[:, 1]
     else:
         out["churn_probability"] = np.nan
+    ranker = getattr(models, "value_ranker", None)  # absent from scorers pickled before it existed
+    if ranker is None:
+        out["value_forecast"] = out["clv_h"].to_numpy(dtype=float)
+    else:
+        # Row-wise: the stored ranker derives what it reads from this row and the stored fits.
+        out["value_forecast"] = ranker.value(out, btyd=models.btyd_features)
     return out
 
 
@@ -94,7 +114,13 @@ def assign_decisions(table: pd.DataFrame, models: CustomerModels, settings: Sett
     if models.tiers is None or models.segmenter is None:
         raise ClvInputError("decisions need fitted value tiers and a segmenter; train them first")
     out = table.copy(deep=False)  # new columns only: the caller's frame is never modified
-    out["value_tier"] = models.tiers.predict(out["clv_h"])
+    if "value_forecast" in out.columns:
+        basis = out["value_forecast"]
+    elif getattr(models, "value_ranker", None) is None:  # a table valued before value_forecast existed
+        basis = out["clv_h"]
+    else:
+        raise ClvInputError("decisions need value_forecast: compute the table with customer_values first")
+    out["value_tier"] = models.tiers.predict(basis)
     if models.risk_bands is not None:
         out["churn_risk"] = models.risk_bands.predict(out["churn_probability"])
     else:

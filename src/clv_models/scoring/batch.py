@@ -44,6 +44,7 @@ DECISIONS = ("value_tier", "churn_risk", "segment", "lifecycle_stage")
 TRAINING_SECTIONS = (
     "valuation",
     "churn",
+    "value",
     "segments",
     "tiers",
     "churn_risk",

@@ -1,8 +1,10 @@
 """``clv train``: orders → validated canonical orders → features → BG/NBD + Gamma-Gamma → churn
-(Optuna) → segments, tiers, lifecycle → out-of-time evaluation → MLflow → gate → registry.
+(Optuna) → value model (Optuna) → segments, tiers, lifecycle → out-of-time evaluation → MLflow →
+gate → registry.
 
 One parent MLflow run (experiment ``tracking.train_experiment``) with a child run per model
-(``ltv``, ``churn`` with one grandchild per Optuna trial, ``segments``). The parent holds the
+(``ltv``, ``churn`` with one grandchild per Optuna trial, ``value`` with one grandchild per trial
+of its studies unless ``value.ranker = "btyd_clv"``, ``segments``). The parent holds the
 flattened config as params, the provenance tags (:data:`TAGS`), every headline metric under its
 fixed name (:data:`HEADLINE_METRICS`; the children hold the details), the data-quality summary,
 the config file, the evaluation report (``evaluation_report.md`` and a self-contained
@@ -269,11 +271,12 @@ def train(
     from clv_models.data.ingest import ingest
     from clv_models.features.customer import customer_features
     from clv_models.models.btyd_features import BtydChurnFeatures
-    from clv_models.scorer import CustomerModels, CustomerScorer, customer_values
+    from clv_models.scorer import CustomerModels, CustomerScorer
     from clv_models.tracking import Tracker, git_commit, package_version
     from clv_models.tracking.mlflow_tracking import flatten_params
     from clv_models.training.churn import base_rate_shift_notice, shipped_summary, train_churn
     from clv_models.training.segments import segmentation_markdown, train_segmentation
+    from clv_models.training.value_basis import per_study_callback, train_value_step, value_table
 
     say = progress or (lambda message: None)
     if settings.orders.path is None:
@@ -342,6 +345,16 @@ def train(
             if shift is not None:
                 notices.append(shift)
 
+            if settings.value.ranker == "auto":
+                say(f"value model: {settings.value.n_trials} Optuna trials per part")
+                with run.child("value") as value_run:
+                    logged = (per_study_callback(tracker, value_run),)
+                    value = train_value_step(ingested, churn, settings, run=value_run, trial_callbacks=logged)
+            else:
+                value = train_value_step(ingested, churn, settings)
+            metrics.update(value.metrics)
+            notices += value.notices
+
             say("features at the cutoff and production fits")
             features = customer_features(ingested, as_of=cutoff, unit=unit)
             rfm = features[["frequency", "recency", "T", "monetary_value"]]
@@ -379,7 +392,10 @@ def train(
             models = CustomerModels(
                 purchases=purchases, gamma_gamma=gamma_gamma, churn=churn.shipped_model, btyd_features=btyd_features
             )
-            values = customer_values(features, models, settings)
+            # The tiers are cut from value_forecast: the value step's ranker, else clv_h (decisions D42).
+            values = value_table(features, models, settings, value)
+            notices += [n for n in value.notices if n not in notices]
+            run.set_tags(value.tags)
             if churn.model is not None:
                 from clv_models.valuation.risk import ChurnRiskBands
 
@@ -405,13 +421,14 @@ def train(
                 settings=settings,
                 unit=unit,
                 trained_as_of=cutoff.isoformat(),
-                metadata={**tags, "run_id": run.run_id, "customers": len(values), "purchase_model": choice.model},
+                metadata={**tags, "run_id": run.run_id, "customers": len(values), "purchase_model": choice.model,
+                          "value_tier_basis": value.basis},
             )
             scorer.fit_drift_reference(segmentation.table)
             run.log_metrics(metrics)
             text = _report(
                 settings, report, metrics, churn, segmentation_markdown(segmentation, settings), tags,
-                choice=choice, notices=notices,
+                choice=choice, notices=notices, value_md=value.markdown(),
             )  # fmt: skip
             run.log_text(text, "evaluation_report.md")
             result = TrainResult(
@@ -425,7 +442,8 @@ def train(
                 quarantine_path=report.quarantine_path,
                 notices=notices,
                 choices=[choice.reason, *([shipped_summary(churn)] if shipped_summary(churn) not in notices else []),
-                         *([xsell.summary] if xsell is not None and xsell.summary not in notices else [])],
+                         *([xsell.summary] if xsell is not None and xsell.summary not in notices else []),
+                         value.choice],
             )
             if register and _store_failure(tracker) is None:
                 say("registering the scorer")
@@ -473,7 +491,7 @@ def _register_or_note(
 FREQUENCY_ONLY_NOTICE = (
     "frequency-only (no amounts were read): every order counts as one unit, so the value tiers rank customers by "
     "discounted expected purchases, the holdout 'revenue' metrics count orders, and the money columns of the scores "
-    "(monetary_value, expected_order_value, clv_h) are null"
+    "(monetary_value, expected_order_value, clv_h, value_forecast) are null"
 )
 SHORTEST_HOLDOUT_DAYS = 28  # the LTV evaluation's holdout never shrinks below four weeks
 UNREGISTERED_DIR = "unregistered"
@@ -612,6 +630,7 @@ def _report(
     *,
     choice: Any,
     notices: list[str],
+    value_md: str = "",
 ) -> str:
     from clv_models.training.churn import comparison_markdown
 
@@ -648,6 +667,7 @@ def _report(
         "",
         comparison_markdown(churn.comparison),
         "",
+        *([value_md] if value_md else []),
         segments_md.replace("# Segments, value tiers, lifecycle and next best action", "## Segments and tiers"),
     ]
     return "\n".join(lines) + "\n"

@@ -3,9 +3,11 @@ tiers, risk bands, segments, lifecycle stages and next best actions, and report 
 
 ``train_segmentation(values, settings, previous=...)`` takes the table of
 :func:`clv_models.scorer.customer_values` (features plus ``clv_h``, ``p_alive``,
-``churn_probability``), fits :class:`~clv_models.models.segments.CustomerSegmenter` and
-:class:`~clv_models.valuation.tiers.ValueTiers` on it, and returns everything a marketing report
-needs. Metric names (fixed, for MLflow): ``segments_silhouette``, ``segments_k``,
+``churn_probability``, ``value_forecast``), fits :class:`~clv_models.models.segments.CustomerSegmenter`
+and :class:`~clv_models.valuation.tiers.ValueTiers` on it (the tiers, the tier summary and the Pareto
+view on ``value_forecast``, the value the tiers rank by: decisions D42; it is ``clv_h`` with
+``value.ranker = "btyd_clv"``), and returns everything a marketing report needs. Metric names
+(fixed, for MLflow): ``segments_silhouette``, ``segments_k``,
 ``segments_inherited``, ``tiers_high_cut_point``, ``tiers_medium_cut_point``,
 ``tiers_high_value_share``, ``pareto_top20_value_share``, ``pareto_customers_for_80pct_value``,
 the naming metrics (``segments_neutral``: segments with a neutral name;
@@ -69,7 +71,7 @@ def train_segmentation(
     segmenter = CustomerSegmenter.from_settings(
         settings.segments, new_max_tenure_days=settings.lifecycle.new_max_tenure_days
     ).fit(values, previous=previous)
-    tiers = ValueTiers.from_settings(settings.tiers).fit(values["clv_h"])
+    tiers = ValueTiers.from_settings(settings.tiers).fit(tier_basis(values))
     models.segmenter, models.tiers = segmenter, tiers
     table = assign_decisions(values, models, settings)
     result = SegmentationResult(
@@ -77,8 +79,8 @@ def train_segmentation(
         tiers=tiers,
         table=table,
         profiles=segment_profiles(table),
-        pareto=pareto_table(table["clv_h"]),
-        tier_summary=tier_summary(table["value_tier"], table["clv_h"], table["total_spend"]),
+        pareto=pareto_table(tier_basis(table)),
+        tier_summary=tier_summary(table["value_tier"], tier_basis(table), table["total_spend"]),
         mixes={
             "segment_by_tier": decision_mix(table, "segment", "value_tier"),
             "stage_by_risk": decision_mix(table, "lifecycle_stage", "churn_risk"),
@@ -89,6 +91,12 @@ def train_segmentation(
     if run is not None:
         _log(run, result, settings)
     return result
+
+
+def tier_basis(table: pd.DataFrame) -> pd.Series:
+    """The value the tiers are cut from: ``value_forecast`` (decisions D42), else ``clv_h`` (a
+    table valued before it existed)."""
+    return table["value_forecast"] if "value_forecast" in table.columns else table["clv_h"]
 
 
 def _metrics(result: SegmentationResult) -> dict[str, float]:
@@ -103,7 +111,7 @@ def _metrics(result: SegmentationResult) -> dict[str, float]:
         "tiers_medium_cut_point": result.tiers.cut_points_["medium"],
         "tiers_high_value_share": float(result.tier_summary.set_index("value_tier").loc["high", "value_share"]),
         "pareto_top20_value_share": float(top20.iloc[0]) if len(top20) else float("nan"),
-        "pareto_customers_for_80pct_value": customers_for_value_share(table["clv_h"], 0.8),
+        "pareto_customers_for_80pct_value": customers_for_value_share(tier_basis(table), 0.8),
     }
     for column in DECISION_COLUMNS:
         for code, share in table[column].value_counts(normalize=True).sort_index().items():
@@ -148,7 +156,7 @@ def segmentation_figures(result: SegmentationResult) -> dict[str, Any]:
     cuts = {"high": float(shares["high"]), "high + medium": float(shares["high"] + shares["medium"])}
     return {
         "segment_profiles": plot_segment_profiles(result.profiles).figure,
-        "pareto": plot_pareto(pareto_curve(result.table["clv_h"]), cut_shares=cuts).figure,
+        "pareto": plot_pareto(pareto_curve(tier_basis(result.table)), cut_shares=cuts).figure,
         "k_selection": plot_k_selection(result.segmenter.selection_, chosen=result.segmenter.k_).figure,
         "segment_map": plot_segment_map(result.table, seed=result.segmenter.seed).figure,
     }
@@ -183,7 +191,8 @@ def segmentation_markdown(result: SegmentationResult, settings: Settings) -> str
         *naming_markdown(seg),
         "## Value tiers and the Pareto view",
         "",
-        "Cut points (fitted on this population, stored with the model): "
+        f"Cut points of `{'value_forecast' if 'value_forecast' in table.columns else 'clv_h'}` (the value the tiers "
+        "rank by; fitted on this population, stored with the model): "
         f"high ≥ {result.tiers.cut_points_['high']:.2f}, medium ≥ {result.tiers.cut_points_['medium']:.2f}.",
         "",
         result.tier_summary.to_markdown(index=False, floatfmt=".3f"),
