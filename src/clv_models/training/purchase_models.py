@@ -180,7 +180,7 @@ def choose_purchase_model(split: pd.DataFrame, setting: str, penalizer: float) -
     notes = [_summary(candidates, names)] if any(not c.identified for c in candidates if c.penalizer == penalizer) else []
     if not usable:
         notes.append(f"no purchase model is identified by these data: {best.model} (plain maximum likelihood) is used "
-                     "as the least bad; read its P(alive) with care")
+                     "as the least bad for expected purchases and CLV; its P(alive) is not reported (decisions D45)")
     elif best.penalizer != penalizer:
         notes.append(f"{best.model} with penalizer {best.penalizer:g}, chosen on the holdout, is used")
     return PurchaseModelChoice(
