@@ -78,6 +78,7 @@ def test_train_and_score_online_retail_with_products(online_retail_path: Path, t
 
     result = train(settings(), force=True)
     m = result.metrics
+    assert "## Cross-sell: out of time against popularity" in result.report
     assert m["xsell_hit_rate_at_5"] > m["xsell_popularity_hit_rate_at_5"]
     assert any("beats popularity" in line for line in result.choices)
     assert result.scorer.models.affinity is not None
@@ -103,3 +104,14 @@ def test_a_holdout_longer_than_the_history_is_said_and_still_ships_a_model(shop)
     assert set(metric_names()) <= set(result.metrics)
     assert "not judged" in result.summary and result.notes == [result.summary]
     assert len(result.model.products_) > 0
+
+
+def test_the_report_section_puts_the_model_beside_popularity() -> None:
+    from clv_models.training.pipeline import cross_sell_markdown
+
+    metrics = {"xsell_hit_rate_at_5": 0.34, "xsell_popularity_hit_rate_at_5": 0.21, "xsell_recall_at_5": 0.024,
+               "xsell_popularity_recall_at_5": 0.01, "xsell_hit_rate_at_10": 0.48}  # fmt: skip
+    text = cross_sell_markdown("cross-sell (cosine): … beats popularity", metrics)
+    assert "| 5 | 0.3400 | 0.2100 | 0.0240 | 0.0100 |" in text
+    assert "| 10 | 0.4800 | nan | nan | nan |" in text  # a metric not measured is shown as such
+    assert "beats popularity." in text

@@ -429,6 +429,7 @@ def train(
             text = _report(
                 settings, report, metrics, churn, segmentation_markdown(segmentation, settings), tags,
                 choice=choice, notices=notices, value_md=value.markdown(),
+                xsell_md=cross_sell_markdown(xsell.summary, metrics) if xsell is not None else "",
             )  # fmt: skip
             run.log_text(text, "evaluation_report.md")
             result = TrainResult(
@@ -631,6 +632,7 @@ def _report(
     choice: Any,
     notices: list[str],
     value_md: str = "",
+    xsell_md: str = "",
 ) -> str:
     from clv_models.training.churn import comparison_markdown
 
@@ -668,9 +670,27 @@ def _report(
         comparison_markdown(churn.comparison),
         "",
         *([value_md] if value_md else []),
+        *([xsell_md] if xsell_md else []),
         segments_md.replace("# Segments, value tiers, lifecycle and next best action", "## Segments and tiers"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def cross_sell_markdown(summary: str, metrics: dict[str, float]) -> str:
+    """The report's cross-sell section: the one-line verdict and the model beside popularity at each k (D43)."""
+    from clv_models.evaluation.cross_sell import EVAL_KS
+
+    rows = [
+        f"| {k} | {metrics.get(f'xsell_hit_rate_at_{k}', float('nan')):.4f} | "
+        f"{metrics.get(f'xsell_popularity_hit_rate_at_{k}', float('nan')):.4f} | "
+        f"{metrics.get(f'xsell_recall_at_{k}', float('nan')):.4f} | "
+        f"{metrics.get(f'xsell_popularity_recall_at_{k}', float('nan')):.4f} |"
+        for k in EVAL_KS
+    ]
+    return "\n".join(
+        ["## Cross-sell: out of time against popularity", "", summary + ".", "",
+         "| k | hit rate | popularity hit rate | recall | popularity recall |", "|---|---|---|---|---|", *rows, ""]
+    )  # fmt: skip
 
 
 def metrics_json(result: TrainResult) -> str:
