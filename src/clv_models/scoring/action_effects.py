@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +238,7 @@ def log_actions(open_tracker: Any, result: ActionEffects, experiment: str) -> No
     failing store sets ``result.tracking_error`` instead of raising, and with ``result.out`` saves
     the run beside it."""
     from clv_models.errors import ClvEnvironmentError
+    from clv_models.scoring.batch import save_pending_record
     from clv_models.tracking.mlflow_tracking import store_errors
 
     record = actions_record(result, experiment)
@@ -250,12 +250,5 @@ def log_actions(open_tracker: Any, result: ActionEffects, experiment: str) -> No
             run.log_figure(effects_figure(result.effects), "action_effects.png")
             result.run_id = run.run_id
     except ClvEnvironmentError as exc:
-        saved = ""
-        if result.out is not None:
-            pending = Path(f"{result.out}{PENDING_SUFFIX}")
-            try:
-                pending.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-                saved = f"; the run is saved in {pending} (log it later: clv log-run {pending})"
-            except OSError:
-                saved = "; the run could not be saved either"
+        saved = save_pending_record(result.out, record, PENDING_SUFFIX) if result.out is not None else ""
         result.tracking_error = f"{exc}{saved}"

@@ -437,10 +437,16 @@ def log_scoring(open_tracker: Any, result: ScoreResult, report: Any, settings: S
         with store_errors(tracker.uri):
             result.run_id = log_record(tracker, record)
     except ClvEnvironmentError as exc:
-        pending = Path(f"{result.out}{PENDING_SUFFIX}")
-        try:
-            pending.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            saved = f"; the run is saved in {pending} (log it later: clv log-run {pending})"
-        except OSError:
-            saved = "; the run could not be saved either"
-        result.tracking_error = f"{exc}{saved}"
+        result.tracking_error = f"{exc}{save_pending_record(result.out, record)}"
+
+
+def save_pending_record(out: Path, record: dict[str, Any], suffix: str = PENDING_SUFFIX) -> str:
+    """Write a run record the tracking store did not take beside ``out`` (``<out><suffix>``, by
+    default ``.clv-score-run.json``; logged later with ``clv log-run FILE``); returns the clause that
+    tells the user where it is."""
+    pending = Path(f"{out}{suffix}")
+    try:
+        pending.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError:
+        return "; the run could not be saved either"
+    return f"; the run is saved in {pending} (log it later: clv log-run {pending})"
