@@ -354,7 +354,7 @@ def test_report_html_is_logged_and_regenerated(store: dict, tmp_path: Path) -> N
 
 def test_every_value_ranker_is_logged_and_the_chosen_one_is_not_worse_than_past_spend(store: dict) -> None:
     from clv_models.tracking import Tracker
-    from clv_models.training.value import MATERIAL_GAP, VALUE_METRICS
+    from clv_models.training.value import VALUE_METRICS
 
     first = store["runs"][0]
     parent = Tracker("clv-train", root=store["root"]).client.get_run(first.run_id)
@@ -366,11 +366,11 @@ def test_every_value_ranker_is_logged_and_the_chosen_one_is_not_worse_than_past_
     assert tags["value_tier_basis"] == basis == first.scorer.metadata["value_tier_basis"]
     for metric in VALUE_METRICS:
         assert metrics[f"value_shipped_{metric}"] == metrics[f"value_{basis}_{metric}"]
-    # D40's rule: past spend is the past-spend ranking with the higher Gini; the tiers' ranker is
-    # not worse than it on Gini or Spearman by more than the material gap (here, on the point values).
+    # D42's rule: past spend is the past-spend ranking with the higher Gini; the tiers' ranker is
+    # not below it on Gini or Spearman on the test snapshot, with no allowance.
     past = max(("past_spend_total", "past_spend_recent"), key=lambda r: metrics[f"value_{r}_gini"])
     for metric in ("gini", "spearman"):
-        assert metrics[f"value_{basis}_{metric}"] >= metrics[f"value_{past}_{metric}"] - MATERIAL_GAP[metric], metric
+        assert metrics[f"value_{basis}_{metric}"] >= metrics[f"value_{past}_{metric}"], metric
     assert metrics["value_shipped_not_worse_than_past_spend"] == 1.0
     assert metrics["value_window_days"] == first.scorer.models.value_ranker.window_days
 

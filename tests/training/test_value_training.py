@@ -210,9 +210,14 @@ def test_the_rule_prefers_the_model_when_it_is_as_good_and_drops_it_when_it_is_w
     good = np.log(latent) + rng.normal(0, 0.3, n)
     past = {"past_spend_total": np.log(latent) + rng.normal(0, 1.5, n),
             "past_spend_recent": np.log(latent) + rng.normal(0, 0.3, n)}  # fmt: skip
+    # As good (the same ranking as recent spend): eligible, and preferred over past spend.
+    same = choose_ranker({"model": 2.0 * past["past_spend_recent"] + 1.0, **past}, actual, replicates=50)
+    assert same.name == "model" and same.eligible[0] == "model"
+    # A hair below past spend on one metric: not eligible, however small the gap (decisions D42).
     near = choose_ranker({"model": good + rng.normal(0, 0.01, n), **past}, actual, replicates=50)
-    assert near.name == "model" and near.eligible[0] == "model"
-    worse = choose_ranker({"model": rng.normal(0, 1, n), "btyd_clv": good, **past}, actual, replicates=50)
+    assert (near.name == "model") == (not near.worse_than_past_spend["model"])
+    sharper = np.log(latent) + rng.normal(0, 0.1, n)  # better than recent spend's noise of 0.3
+    worse = choose_ranker({"model": rng.normal(0, 1, n), "btyd_clv": sharper, **past}, actual, replicates=50)
     assert worse.name == "btyd_clv"
     assert any(loss.startswith("Gini") for loss in worse.worse_than_past_spend["model"])
     only_past = choose_ranker({"model": -good, **past}, actual, replicates=50)

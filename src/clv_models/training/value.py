@@ -408,6 +408,16 @@ def _losses(
     return losses
 
 
+def _below(candidate: str, reference: str, point: pd.DataFrame) -> list[str]:
+    """Where ``candidate``'s point estimate is below ``reference``'s (normalised Gini, Spearman)."""
+    losses = []
+    for metric, name in (("gini", "Gini"), ("spearman", "Spearman")):
+        ours, theirs = float(point.loc[candidate, metric]), float(point.loc[reference, metric])
+        if candidate != reference and not (np.isfinite(ours) and ours >= theirs):
+            losses.append(f"{name} {ours:.4f} vs {theirs:.4f} ({reference})")
+    return losses
+
+
 def choose_ranker(
     scores: Mapping[str, np.ndarray],
     actual: np.ndarray,
@@ -429,8 +439,10 @@ def choose_ranker(
        on the value-weighted metric. (A reference made of the better column *per metric* is not
        a ranking anyone can use: on CDNOW total spend has the better Gini and recent spend the
        better Spearman, and nothing, past spend included, would pass both.)
-    2. *Never worse than past spend.* A ranker is *eligible* when it is worse than past spend on
-       neither Gini nor Spearman. Past spend itself always is.
+    2. *Never worse than past spend.* A ranker is *eligible* when its Gini and its Spearman on the
+       snapshot are both at least past spend's: strictly, with no allowance for noise (issue 21:
+       the tiers never rank customers worse than past spend does; decisions D42). Past spend itself
+       always is.
     3. *Ranks best.* Among the eligible, the best on each metric is the reference; the pick is
        the first eligible ranker in ``preference`` order (default: model, btyd_clv, recent past
        spend, total past spend) that is worse than those best on neither metric: the preference
@@ -438,7 +450,7 @@ def choose_ranker(
        (two eligible rankers each worse than the other on one metric), the eligible ranker with
        the highest Gini.
 
-    The pick is never worse than past spend on Gini or Spearman beyond the noise of the snapshot.
+    The pick is never below past spend on Gini or Spearman on the snapshot.
     ``scores`` must hold at least one past-spend ranker; rankers missing from ``preference`` come
     after them.
     """
@@ -460,7 +472,7 @@ def choose_ranker(
         return max(names, key=lambda n: (np.nan_to_num(point.loc[n, metric], nan=-np.inf), -order.index(n)))
 
     past = best_of([n for n in order if n in PAST_SPEND], "gini")
-    vs_past = {name: _losses(name, {"gini": past, "spearman": past}, point, draws, margins) for name in order}
+    vs_past = {name: _below(name, past, point) for name in order}
     eligible = [name for name in order if not vs_past[name]]  # never empty: past spend is eligible
     best_refs = {m: best_of(eligible, m) for m in ("gini", "spearman")}
     vs_best = {name: _losses(name, best_refs, point, draws, margins) for name in eligible}
