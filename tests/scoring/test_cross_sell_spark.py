@@ -1,6 +1,7 @@
-"""``recommended_products`` on the Spark engine (decisions D43): ``clv score --engine spark`` writes
-every customer the embedded engine's recommendations, at another number of output files than the
-embedded engine's chunks (both engines pass the customer's own products to ``score_batch``).
+"""``recommended_products`` on the Spark engine (decisions D43): Spark ingestion keeps the embedded
+engine's ``order_products`` rows, and ``clv score --engine spark`` writes every customer the
+embedded engine's recommendations, at another number of output files than the embedded engine's
+chunks (both engines pass the customer's own products to ``score_batch``).
 
 Marked slow (a JVM and a tiny training); skipped, with the reason, when pyspark or Java 17 is
 missing.
@@ -19,6 +20,7 @@ from clv_models.config import load_settings
 from tests.scoring.test_batch_independence import STAMP
 
 pytestmark = pytest.mark.slow
+KEY = ["customer_id", "order_id", "product_id"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,8 @@ def spark():
 
 
 def test_spark_recommends_the_embedded_products(spark, tmp_path: Path) -> None:
+    from clv_models.data.ingest import ingest
+    from clv_models.data.spark import spark_ingest
     from clv_models.datasets import simulate_orders
     from clv_models.scoring.job import score
     from clv_models.scoring.spark_job import score_spark
@@ -55,6 +59,16 @@ def test_spark_recommends_the_embedded_products(spark, tmp_path: Path) -> None:
              "segments.n_init=2", *extra],
             {"orders.columns": columns},
         )  # fmt: skip
+
+    # The table itself: the same rows from the transpiled SQL as from DuckDB's.
+    source = settings().orders
+    with ingest(source, as_of=shop.end, threads=1) as duck, spark_ingest(spark, source, as_of=shop.end) as sparked:
+        assert sparked.products
+        query = "SELECT customer_id, order_id, order_ts, product_id FROM order_products"
+        kept = duck.con.execute(query).df().sort_values(KEY, ignore_index=True)
+        again = sparked.sql.frame(query).toPandas().sort_values(KEY, ignore_index=True)
+    assert len(kept) > 0 and kept[KEY].astype(str).equals(again[KEY].astype(str))
+    assert (pd.to_datetime(kept["order_ts"]).to_numpy() == pd.to_datetime(again["order_ts"]).to_numpy()).all()
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     trained = train(settings(), force=True)
