@@ -1,7 +1,8 @@
 """``recommended_products`` on the Spark engine (decisions D43): Spark ingestion keeps the embedded
 engine's ``order_products`` rows, and ``clv score --engine spark`` writes every customer the
 embedded engine's recommendations, at another number of output files than the embedded engine's
-chunks (both engines pass the customer's own products to ``score_batch``).
+chunks (both engines pass the customer's own products to ``score_batch``); scoring orders without
+the product column give the embedded engine's warning and nulls.
 
 Marked slow (a JVM and a tiny training); skipped, with the reason, when pyspark or Java 17 is
 missing.
@@ -42,6 +43,7 @@ def test_spark_recommends_the_embedded_products(spark, tmp_path: Path) -> None:
     from clv_models.data.ingest import ingest
     from clv_models.data.spark import spark_ingest
     from clv_models.datasets import simulate_orders
+    from clv_models.scoring.cross_sell import NO_PRODUCTS_WARNING
     from clv_models.scoring.job import score
     from clv_models.scoring.spark_job import score_spark
     from clv_models.training.pipeline import train
@@ -50,14 +52,14 @@ def test_spark_recommends_the_embedded_products(spark, tmp_path: Path) -> None:
     orders = shop.write(tmp_path / "orders.parquet")
     columns = dict(pair.split("=") for pair in f"{shop.columns},product_id=sku".split(","))
 
-    def settings(*extra: str):
+    def settings(*extra: str, products: bool = True):
         return load_settings(
             None,
             [f'orders.path="{orders}"', f'tracking.root="{tmp_path / "store"}"', f"features.as_of={shop.end}",
              f'validation.quarantine="{tmp_path}/q/{{source}}.parquet"',
              "churn.n_trials=1", "churn.n_folds=2", "churn.train_cutoffs=2", "churn.max_rounds=60",
              "segments.n_init=2", *extra],
-            {"orders.columns": columns},
+            {"orders.columns": columns if products else {k: v for k, v in columns.items() if k != "product_id"}},
         )  # fmt: skip
 
     # The table itself: the same rows from the transpiled SQL as from DuckDB's.
@@ -89,3 +91,8 @@ def test_spark_recommends_the_embedded_products(spark, tmp_path: Path) -> None:
     crossed = a["next_best_action"] == "cross_sell_bundles"
     assert crossed.any() and a.loc[crossed, "recommended_products"].notna().all()
     assert a.loc[~crossed, "recommended_products"].isna().all()
+    # Scoring orders without the product column: the embedded engine's warning, and nulls.
+    unmapped = score_spark(settings(products=False), model_uri=model, out=tmp_path / "unmapped", scored_at=STAMP,
+                           spark=spark, log_run=False)  # fmt: skip
+    assert NO_PRODUCTS_WARNING in unmapped.input_warnings
+    assert pd.read_parquet(tmp_path / "unmapped")["recommended_products"].isna().all()
