@@ -10,7 +10,12 @@ import pandas as pd
 
 from clv_models.config import Settings
 from clv_models.models.affinity import ProductAffinity
-from clv_models.scoring.cross_sell import XSELL_COLUMN, recommended_products, with_cross_sell_column
+from clv_models.scoring.cross_sell import (
+    XSELL_COLUMN,
+    products_from_lists,
+    recommended_products,
+    with_cross_sell_column,
+)
 
 
 def shop(seed: int = 11, customers: int = 400, products: int = 60) -> pd.DataFrame:
@@ -66,3 +71,17 @@ def test_the_column_is_written_only_by_recommending_scorers() -> None:
     assert with_cross_sell_column(["customer_id"], model_scorer, ()) == ["customer_id", XSELL_COLUMN]
     assert with_cross_sell_column(["customer_id"], plain, ()) == ["customer_id"]
     assert with_cross_sell_column(["customer_id"], model_scorer, ("customer_id",)) == ["customer_id"]
+
+
+def test_per_customer_lists_give_the_chunk_pairs() -> None:
+    """The Spark engine's per-customer product arrays (nulls for customers without products)
+    give the same pairs, and so the same recommendations, as the embedded chunk's rows."""
+    pairs = shop(customers=30).drop_duplicates().sort_values(["customer_id", "product_id"], ignore_index=True)
+    scorer = scorer_with(ProductAffinity("cosine").fit(pairs))
+    ids = [*sorted(pairs["customer_id"].unique()), "nobody"]
+    lists = [np.array(sorted(pairs.loc[pairs.customer_id == c, "product_id"]), dtype=object) for c in ids[:-1]]
+    got = products_from_lists(ids, [*lists, None])
+    assert got.values.tolist() == pairs.values.tolist()
+    codes = pd.DataFrame({"customer_id": ids, "next_best_action": "cross_sell_bundles"})
+    assert recommended_products(codes, got, scorer).tolist() == recommended_products(codes, pairs, scorer).tolist()
+    assert products_from_lists(["a"], [None]).empty

@@ -383,6 +383,7 @@ class SparkIngestResult:
     quarantine_path: str | None
     source: OpenedSource
     extras: tuple[str, ...]
+    products: bool = False  # whether ``order_products`` exists (a product column was mapped, D43)
 
     @property
     def relation(self) -> str:
@@ -530,6 +531,7 @@ def spark_ingest(
         quality_report,
         source_periods,
     )
+    from clv_models.data.order_products import ORDER_PRODUCTS_TABLE, order_products_sql
 
     validation = validation or ValidationSettings()
     columns = columns or source.columns
@@ -576,6 +578,11 @@ def spark_ingest(
     # Read three times (report, straddling orders, quarantine), each a cheap join: not cached.
     sql.table("lines", line_reasons_sql(plan.extras), persist=False)
     sql.table("dropped_customers", dropped_customers_sql())
+    # The products of each order, for cross-sell (decisions D43): the embedded engine's SQL. Not
+    # materialised: the scoring job reads it once, and it is a join of materialised tables.
+    products = bool(columns.product_id)
+    if products:
+        sql.table(ORDER_PRODUCTS_TABLE, order_products_sql(columns.product_id), persist=False)
     say("quality report")
     report = quality_report(label, sql.fetch, as_of, fmt)
     report.frequency_only = source.frequency_only
@@ -588,7 +595,9 @@ def spark_ingest(
     report.quarantine_path = written
     announce(report)
     check_report(report, label, validation)
-    return SparkIngestResult(sql=sql, report=report, quarantine_path=written, source=opened, extras=plan.extras)
+    return SparkIngestResult(
+        sql=sql, report=report, quarantine_path=written, source=opened, extras=plan.extras, products=products
+    )
 
 
 __all__ = [

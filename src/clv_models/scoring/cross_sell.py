@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from clv_models.scorer import CustomerScorer
 
 XSELL_COLUMN = "recommended_products"
+#: The input warning of a run whose scorer recommends but whose orders map no product (both engines).
+NO_PRODUCTS_WARNING = (
+    "the model recommends products but the scoring orders map no product_id: "
+    f"{XSELL_COLUMN} is empty (add --columns product_id=<source column>)"
+)
 
 
 def affinity_of(scorer: CustomerScorer) -> Any:
@@ -55,6 +60,27 @@ def chunk_products(con: Any, customer_ids: Any) -> pd.DataFrame | None:
         ).df()
     finally:
         con.unregister("xsell_customers")
+
+
+def products_from_lists(customer_ids: Any, lists: Any) -> pd.DataFrame:
+    """Distinct ``(customer_id, product_id)`` rows from one list of product ids per customer (the
+    Spark engine's per-customer arrays; a missing list: no products), in the given order.
+
+    The same pairs :func:`chunk_products` reads for those customers, so :func:`recommended_products`
+    gives the same answer on either engine."""
+    import pandas as pd
+
+    customers: list[str] = []
+    products: list[str] = []
+    for customer, items in zip(customer_ids, lists, strict=True):
+        if items is None or isinstance(items, float):  # null: a customer without kept products
+            continue
+        for product in dict.fromkeys(str(p) for p in items):
+            customers.append(str(customer))
+            products.append(product)
+    return pd.DataFrame(
+        {"customer_id": pd.Series(customers, dtype=object), "product_id": pd.Series(products, dtype=object)}
+    )
 
 
 def recommended_products(codes: pd.DataFrame, products: pd.DataFrame | None, scorer: CustomerScorer) -> np.ndarray:

@@ -223,7 +223,7 @@ def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -
     from clv_models.features.churn import optional_columns
     from clv_models.features.rfm import rfm_summary
     from clv_models.scoring.batch import Tally, check_optional_columns, finish, score_batch
-    from clv_models.scoring.cross_sell import XSELL_COLUMN, chunk_products
+    from clv_models.scoring.cross_sell import NO_PRODUCTS_WARNING, XSELL_COLUMN, chunk_products
 
     scorer = plan.scorer
     out_path = writer.path
@@ -243,10 +243,7 @@ def _score_into(settings: Settings, plan: Any, writer: _Writer, progress: Any) -
         as_of = report.cutoff
         wants_products = XSELL_COLUMN in plan.columns
         if wants_products and not has_order_products(ingested.con):
-            input_warnings.append(
-                "the model recommends products but the scoring orders map no product_id: "
-                f"{XSELL_COLUMN} is empty (add --columns product_id=<source column>)"
-            )
+            input_warnings.append(NO_PRODUCTS_WARNING)
         rfm = rfm_summary(ingested, as_of=as_of, unit=scorer.unit)  # type: ignore[arg-type]
         if rfm.empty:
             raise ClvInputError(f"{settings.orders.path}: no customer has a purchase on or before {as_of}")

@@ -11,7 +11,10 @@ The same steps and the same definitions, distributed:
    the same SQL texts as the embedded engine's).
 4. ``mapInPandas``: each partition runs :func:`clv_models.scoring.batch.score_batch` (the
    registered pyfunc model with its signature enforcement, labels, provenance), exactly as an
-   embedded chunk does. Nothing is fitted.
+   embedded chunk does. Nothing is fitted. When the scorer recommends products (decisions D43),
+   each feature row carries its customer's distinct products from ingestion's ``order_products``
+   (the embedded engine's SQL, transpiled), and they are passed to ``score_batch`` as the
+   embedded engine passes a chunk's.
 5. Parquet output, range-partitioned by ``customer_id`` and sorted within files (one file per
    ``scoring.chunk_customers`` customers), optionally ``partitionBy`` columns, committed
    atomically (:func:`clv_models.data.spark.write_parquet_atomic`); the batches' tallies
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 PARTITION_COLUMNS = ("as_of", *DECISIONS)
 TALLY_COLUMN = "_tally"  # one JSON tally per Arrow batch, on its first row; never written
+PRODUCTS_COLUMN = "_products"  # a customer's distinct products, sorted; an input of the scorer, never written
 _SCORERS: dict[str, Any] = {}  # per Python worker: model directory → loaded scorer
 
 
@@ -62,6 +66,22 @@ def _load_on_worker(directory: str) -> Any:
     return loaded
 
 
+def _with_customer_products(features: Any) -> Any:
+    """``features`` (a Spark DataFrame, one row per customer) plus :data:`PRODUCTS_COLUMN`: the
+    customer's distinct ``product_id`` of ``order_products``, sorted; null for a customer without
+    any. Carried on the feature row, so a customer's products reach whichever batch scores them."""
+    from pyspark.sql import functions as F
+
+    from clv_models.data.order_products import ORDER_PRODUCTS_TABLE
+
+    products = (
+        features.sparkSession.table(ORDER_PRODUCTS_TABLE)
+        .groupBy("customer_id")
+        .agg(F.array_sort(F.collect_set("product_id")).alias(PRODUCTS_COLUMN))
+    )
+    return features.join(products, "customer_id", "left")  # one row per key on the right: no duplicates
+
+
 def _partition_scorer(model_dir: str, plan: ScoringPlan, labels_in_output: bool) -> Any:
     """The function ``mapInPandas`` runs: feature tables in, :func:`score_batch` rows out, each
     Arrow batch's :class:`~clv_models.scoring.batch.Tally` as JSON on its first row."""
@@ -74,14 +94,18 @@ def _partition_scorer(model_dir: str, plan: ScoringPlan, labels_in_output: bool)
         import pandas as pd
 
         from clv_models.scoring.batch import ScoringPlan, score_batch
+        from clv_models.scoring.cross_sell import products_from_lists
 
         loaded = dataclasses.replace(_load_on_worker(model_dir), uri=model_uri, version=version)
         worker_plan = ScoringPlan(model_uri, "", loaded, labels, columns, stamp, experiments)
         for table in batches:
             if table.empty:
                 continue
+            products = None
+            if PRODUCTS_COLUMN in table.columns:  # not a feature: out of the table, into products=
+                products = products_from_lists(table["customer_id"], table.pop(PRODUCTS_COLUMN))
             table.attrs["unit"] = loaded.scorer.unit
-            scores, tally = score_batch(worker_plan, table, labels_in_output=labels_in_output)
+            scores, tally = score_batch(worker_plan, table, labels_in_output=labels_in_output, products=products)
             for column in ("as_of", "scored_at"):
                 if column in scores.columns:
                     scores[column] = pd.to_datetime(scores[column]).astype("datetime64[us]")
@@ -117,6 +141,7 @@ def score_spark(
     )
     from clv_models.features.spark import spark_customer_features
     from clv_models.scoring.batch import Tally, check_optional_columns, finish, log_scoring, prepare_scoring
+    from clv_models.scoring.cross_sell import NO_PRODUCTS_WARNING, XSELL_COLUMN
 
     check_spark_requirements()
     partition_by = tuple(settings.spark.partition_by)
@@ -149,12 +174,16 @@ def score_spark(
         input_warnings = check_optional_columns(
             scorer, set(ingested.extras), settings.scoring.accept_missing_columns
         )
-        if "recommended_products" in plan.columns:  # decisions D43: embedded engine only, so far
-            input_warnings.append("recommended_products is not computed on Spark yet: written as null")
+        wants_products = XSELL_COLUMN in plan.columns
+        if wants_products and not ingested.products:
+            input_warnings.append(NO_PRODUCTS_WARNING)
         as_of = report.cutoff
         say("point-in-time features")
         # Materialised once: counted, sampled by the range partitioner, then read by the scorer.
-        table = sql.register("score_features", spark_customer_features(ingested, as_of, scorer.unit))
+        features = spark_customer_features(ingested, as_of, scorer.unit)
+        if wants_products and ingested.products:
+            features = _with_customer_products(features)  # in the one materialisation, not per read
+        table = sql.register("score_features", features)
         customers = table.count()
         if customers == 0:
             raise ClvInputError(f"{settings.orders.path}: no customer has a purchase on or before {as_of}")
