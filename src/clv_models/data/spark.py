@@ -486,7 +486,9 @@ def _write_quarantine(sql: SparkSql, opened: OpenedSource, target: str) -> str:
     frame = sql.frame(quarantine_sql(opened)).coalesce(1)
     if not is_local_path(target):
         return write_parquet_atomic(frame, target, what="the quarantine")
-    path = _local(target)
+    # Absolute: Spark resolves a relative path against the JVM's working directory, which is the
+    # directory the session started in, not necessarily this process's current one.
+    path = _local(target).resolve()
     staging = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
