@@ -136,7 +136,9 @@ def test_java_check_names_the_version_and_the_fix(tmp_path: Path, monkeypatch: p
         spark_data.check_spark_requirements()
 
 
-def test_online_retail_ingestion_is_the_same_on_spark(spark, online_retail_path: Path) -> None:
+def test_online_retail_ingestion_is_the_same_on_spark(
+    spark, online_retail_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from clv_models.data.ingest import ingest
     from clv_models.data.spark import spark_ingest
     from tests.training.test_pipeline import COLUMNS
@@ -146,10 +148,17 @@ def test_online_retail_ingestion_is_the_same_on_spark(spark, online_retail_path:
         expected_report = embedded.report
         expected = embedded.con.execute("SELECT * FROM orders ORDER BY customer_id, order_id").df()
         expected_lines = embedded.con.execute("SELECT row_number, reason FROM lines ORDER BY row_number").df()
-    with spark_ingest(spark, settings.orders, validation=settings.validation) as on_spark:
+    # A relative quarantine path from a directory other than the one the JVM started in (the
+    # session's): written where this process looks, not where the JVM would resolve it.
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with spark_ingest(spark, settings.orders, validation=settings.validation,
+                      quarantine_path="q/{source}.parquet") as on_spark:  # fmt: skip
         report = on_spark.report
         got = on_spark.sql.frame("SELECT * FROM orders").toPandas()
         got_lines = on_spark.sql.frame("SELECT row_number, reason FROM lines").toPandas()
+    written = tmp_path / "elsewhere" / "q" / "online_retail_2010_2011.parquet"
+    assert len(pd.read_parquet(written, columns=["reason"])) == report.rows_quarantined
     # Online Retail has credit notes, guest checkouts, zero prices and duplicate lines.
     assert report.reason_counts == expected_report.reason_counts
     assert {"missing_customer_id", "duplicate_line", "non_positive_order"} <= set(report.reason_counts)
