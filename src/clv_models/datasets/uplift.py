@@ -31,11 +31,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from clv_models.errors import ClvInputError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -73,6 +72,8 @@ def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """``values[i] in pool`` by a hash set: pandas' ``isin`` on Arrow-backed strings converts
     every pool value to a scalar, and ``np.isin`` on object arrays compares pairwise (both take
     seconds at 10,000 customers)."""
+    import numpy as np
+
     members = set(pool.tolist())
     return np.fromiter((value in members for value in values), dtype=bool, count=len(values))
 
@@ -110,6 +111,7 @@ def inject_uplift(
         :class:`InjectedUplift`: a new frame (the input is not modified; extra orders appended
         with ids ``uplift-<n>`` and missing values in the other columns) and the true effect.
     """
+    import numpy as np
     import pandas as pd
 
     from clv_models.experiments.assignment import TREATMENT
