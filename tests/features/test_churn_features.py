@@ -431,7 +431,8 @@ def test_point_in_time_orders_at_the_end_equal_the_orders_table(request: pytest.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT DATE '{last_day.isoformat()}' AS cutoff")
     pit = con.execute(
         f"""SELECT customer_id, order_id, order_ts, CAST(net AS DOUBLE) AS net, CAST(returned AS DOUBLE) AS returned
-            FROM ({point_in_time_orders_sql(0)}) ORDER BY customer_id, order_ts, order_id"""
+            FROM ({point_in_time_orders_sql(0, zero_purchases=result.report.zero_amount_orders > 0)})
+            ORDER BY customer_id, order_ts, order_id"""
     ).df()
     orders = result.orders_frame()
     assert len(pit) == len(orders) > 0
