@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+# Simulated shops (seed 7) and their customers, as in shops_across_rhythms.py.
+SIMULATED = {"seasonal": 10_000, "retail": 20_000, "one_time": 20_000, "wholesale": 2_000, "weekly_grocery": 4_000}
 SHOPS = ("seasonal", "retail", "cdnow", "online_retail")
 VARIANTS = ("default", "prior_shift", "season_shift", "calendar", "calendar_24c", "auto")
 
@@ -50,7 +52,7 @@ def source(shop: str, work: Path) -> tuple[str, Any]:
         path = work / "cdnow.parquet"
         load_cdnow_master().to_parquet(path)
         return str(path), ColumnMap.parse("customer_id=customer_id,order_ts=order_ts,amount=amount")
-    customers = {"seasonal": 10_000, "retail": 20_000}[shop]
+    customers = SIMULATED[shop]
     simulated = simulate_orders(customers, seed=7, profile=shop)
     path = simulated.write(work / f"{shop}.parquet")
     return str(path), ColumnMap.parse(simulated.columns)

@@ -36,7 +36,8 @@ def plan_spanning(days: int) -> SnapshotPlan:
     latest = dt.date(2024, 6, 1)
     train = tuple(sorted(latest - dt.timedelta(days=k) for k in range(0, days + 1, 30) if k <= days))
     train = tuple(sorted({*train, latest - dt.timedelta(days=days)}))
-    return SnapshotPlan(train, latest + dt.timedelta(days=60), latest + dt.timedelta(days=120), 60, dt.date(2024, 11, 28))
+    validation, test = latest + dt.timedelta(days=60), latest + dt.timedelta(days=120)
+    return SnapshotPlan(train, validation, test, 60, dt.date(2024, 11, 28))
 
 
 def test_calendar_features_are_on_automatically_only_when_the_training_cutoffs_cover_every_season() -> None:
@@ -87,7 +88,8 @@ def test_the_scorer_computes_the_calendar_features_from_as_of_not_from_its_input
     from clv_models.scorer.customer_scorer import CustomerScorer
 
     churn = SimpleNamespace(feature_names_=["days_since_last", *CALENDAR_FEATURES], categorical_features=())
-    scorer = CustomerScorer(models=SimpleNamespace(churn=churn), settings=None, unit="D", trained_as_of="2024-01-01")  # type: ignore[arg-type]
+    models = SimpleNamespace(churn=churn)
+    scorer = CustomerScorer(models=models, settings=None, unit="D", trained_as_of="2024-01")  # type: ignore[arg-type]
     assert "as_of" in scorer.input_columns
     assert not set(CALENDAR_FEATURES) & set(scorer.input_columns)
 
@@ -105,18 +107,27 @@ def realised_churn(shop, cutoff: dt.date, window_days: int) -> float:
 
 
 @pytest.mark.slow
-def test_on_a_seasonal_shop_the_calibrated_mean_meets_the_realised_churn_rate() -> None:
+def test_on_a_seasonal_shop_the_calibrated_mean_meets_the_realised_churn_rate(tmp_path) -> None:
     """A gift shop with a strong winter peak (three years): calibrated in June, judged on the
     window after a September cutoff, where customers churn less. Without the season the
     calibrated mean sits ~0.09 above the realised rate (measured: 3,000 customers 0.089,
-    10,000 0.097); the default year-earlier shift brings it within 0.03, the ranking unchanged."""
+    10,000 0.097); the default year-earlier shift brings it within 0.03 (measured 0.022 here, 0.044
+    with 2,000 customers: the year-earlier rates are estimated on fewer customers), the ranking
+    unchanged. About a minute on a loaded 2-core machine."""
+    import copy
+
+    from clv_models.evaluation.churn_metrics import compare_scores
     from clv_models.training.churn import train_churn
 
-    shop = retail_orders(2_000, 7, profile="seasonal")
-    base = {"n_trials": 1, "n_folds": 2, "max_rounds": 150}
-    with ingest(shop.orders, columns=shop.column_map()) as ingested:
-        without = train_churn(ingested, ChurnSettings(**base, season_shift="off"))
+    shop = retail_orders(3_000, 7, profile="seasonal")
+    path = shop.write(tmp_path / "seasonal.parquet")
+    base = {"n_trials": 2, "n_folds": 2, "max_rounds": 200}
+    with ingest(str(path), columns=shop.column_map()) as ingested:
         default = train_churn(ingested, ChurnSettings(**base))
+    # Without the shift: the same booster and calibration map (the shift never touches training).
+    test = default.dataset.test
+    unshifted = copy.deepcopy(default.model).shift_calibration(0.0).predict_proba(test[default.dataset.features])[:, 1]
+    without = compare_scores({"model": unshifted}, test[LABEL].to_numpy())
     plan = default.dataset.plan
     realised = realised_churn(shop, plan.test, plan.window_days)
     assert realised == pytest.approx(float(default.dataset.test[LABEL].mean()), abs=0.01)
@@ -124,10 +135,16 @@ def test_on_a_seasonal_shop_the_calibrated_mean_meets_the_realised_churn_rate() 
     shift = default.season_shift
     assert shift.applied and not default.dataset.season.on
     assert shift.evaluation < 0  # a year earlier, too, the September window churned less than June's
-    assert abs(without.test_scores["model"].mean() - realised) > 0.06
-    assert abs(default.test_scores["model"].mean() - realised) < 0.03
-    assert default.comparison.loc["model", "ece"] < without.comparison.loc["model", "ece"] - 0.03
-    assert default.comparison.loc["model", "auc"] == pytest.approx(without.comparison.loc["model", "auc"], abs=1e-12)
+    # The shift from the raw export with pandas: the same two dates one year earlier.
+    year = dt.timedelta(days=365)
+    earlier = [realised_churn(shop, day - year, plan.window_days) for day in (plan.validation, plan.test)]
+    log_odds = np.log(earlier) - np.log1p(-np.array(earlier))
+    assert shift.evaluation == pytest.approx(float(log_odds[1] - log_odds[0]), abs=0.02)
+    means = {"without": unshifted.mean(), "shift": default.test_scores["model"].mean()}
+    gaps = {name: abs(mean - realised) for name, mean in means.items()}
+    assert gaps["without"] > 0.06 and gaps["shift"] < 0.03, gaps
+    assert default.comparison.loc["model", "ece"] < without.loc["model", "ece"] - 0.03
+    assert default.comparison.loc["model", "auc"] == pytest.approx(without.loc["model", "auc"], abs=1e-12)
     assert default.metrics["churn_season_shift_applied"] == 1.0
     # The shipped score is recalibrated on the test snapshot and shifted for the data end.
     assert default.shipped != "model" or default.shipped_model.calibration_shift_ == pytest.approx(shift.shipped)
