@@ -148,3 +148,26 @@ def test_on_a_seasonal_shop_the_calibrated_mean_meets_the_realised_churn_rate(tm
     assert default.metrics["churn_season_shift_applied"] == 1.0
     # The shipped score is recalibrated on the test snapshot and shifted for the data end.
     assert default.shipped != "model" or default.shipped_model.calibration_shift_ == pytest.approx(shift.shipped)
+
+
+def test_the_shift_is_taken_only_from_a_move_of_more_than_five_points_a_year_earlier(monkeypatch) -> None:
+    import clv_models.features.churn as churn_features
+    from clv_models.training.churn import SEASON_SHIFT_MIN_MOVE, season_shift
+
+    plan = SnapshotPlan((dt.date(2023, 5, 1),), dt.date(2023, 11, 1), dt.date(2024, 2, 1), 92, dt.date(2024, 5, 3))
+    year = dt.timedelta(days=365)
+    # Rates a year before the validation cutoff, the test cutoff and the data end: a 3.5-point
+    # move (the one-time-buyer shop's: ageing, not a season), then a 5.8-point one.
+    rates = {plan.validation - year: 0.779, plan.test - year: 0.814, plan.data_end - year: 0.872}
+    monkeypatch.setattr(churn_features, "churn_rates", lambda ingested, cutoffs, window_days: rates)
+    first = SimpleNamespace(fetchall=lambda: [[dt.datetime(2021, 1, 1)]])
+    ingested = SimpleNamespace(con=SimpleNamespace(execute=lambda sql: first))
+    dataset = SimpleNamespace(plan=plan, season=None)
+    shift = season_shift(ingested, dataset, ChurnSettings())  # type: ignore[arg-type]
+    assert SEASON_SHIFT_MIN_MOVE == 0.05
+    assert shift.evaluation == 0.0
+    assert shift.shipped == pytest.approx(np.log(0.872 / 0.128) - np.log(0.814 / 0.186), rel=1e-12)
+    assert shift.applied
+    assert not season_shift(ingested, dataset, ChurnSettings(season_shift="off")).applied
+    with_calendar = SimpleNamespace(plan=plan, season=SimpleNamespace(on=True))
+    assert not season_shift(ingested, with_calendar, ChurnSettings()).applied  # type: ignore[arg-type]
