@@ -264,7 +264,7 @@ class ChurnSettings(_Frozen):
         "auto",
         description="Shift the calibrated churn log-odds by the churn rate's move between the calibration cutoff "
         "and the cutoff scored, as measured on the same dates a year earlier. 'auto': when the history reaches a "
-        "year before the calibration cutoff (decisions D46).",
+        "year before the calibration cutoff and that move exceeds 5 points (decisions D46).",
     )
     season_features: Literal["auto", "on", "off"] = Field(
         "off",

@@ -17,6 +17,11 @@ Metric names logged to MLflow (fixed, so runs compare): ``churn_<metric>`` for t
 :data:`CHURN_METRICS`; also ``churn_raw_ece`` (before calibration), ``churn_cv_score`` (the best
 trial's cross-validated score) and the snapshot sizes.
 
+Seasons (docs/decisions.md D46): the calibrated probabilities are shifted in log-odds by the
+churn rate's move between the calibration cutoff and the cutoff they serve, as measured on the
+same dates a year earlier (:func:`season_shift`; ``churn_season_shift_*`` metrics), where the
+history reaches that far and the rate moved more than 5 points.
+
 ``churn_lagged_btyd_<metric>`` (auc, brier, ece): the model on the test snapshot when its BTYD
 features come from the fit one window *earlier* (at the validation cutoff) — what a job scoring
 one window after training gets from the scorer's stored BTYD models (docs/decisions.md D28).
