@@ -260,6 +260,18 @@ class ChurnSettings(_Frozen):
         description="Start boosting from this BTYD probability's log-odds (the trees learn corrections); "
         "'none' = from 0.",
     )
+    season_shift: Literal["auto", "off"] = Field(
+        "auto",
+        description="Shift the calibrated churn log-odds by the churn rate's move between the calibration cutoff "
+        "and the cutoff scored, as measured on the same dates a year earlier. 'auto': when the history reaches a "
+        "year before the calibration cutoff and that move exceeds 5 points (decisions D46).",
+    )
+    season_features: Literal["auto", "on", "off"] = Field(
+        "off",
+        description="Calendar features of the cutoff (day of the year as sin/cos) so the classifier learns a "
+        "seasonal churn rate; 'auto': on when the training cutoffs span every season (330 days). Off by default: "
+        "their calibration gain did not hold across sample sizes and tuning budgets (decisions D46).",
+    )
 
 
 class ValueSettings(_Frozen):

@@ -404,6 +404,40 @@ def churn_snapshots(
     return frame
 
 
+def churn_rates(ingested: IngestResult, cutoffs: Sequence[dt.date], *, window_days: int) -> dict[dt.date, float]:
+    """The churn rate at each cutoff: the share of the customers with a purchase on or before it
+    (as known then) who place no order in the ``window_days`` after it — the mean label of
+    :func:`churn_snapshots` at that cutoff, without the features. Every outcome window must lie
+    within the data."""
+    if not cutoffs:
+        return {}
+    con = ingested.con
+    data_end = ingested.report.cutoff
+    late = [d for d in cutoffs if d + dt.timedelta(days=window_days) > data_end]
+    if late:
+        raise ClvInputError(f"cutoff {late[0]} + {window_days} days ends after the data ({data_end})")
+    zeros = ingested.report.zero_amount_orders > 0
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {CUTOFFS_TABLE} AS SELECT * FROM (VALUES {_date_list(cutoffs)}) t(cutoff)"
+    )
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE pit AS {point_in_time_orders_sql(0, zero_purchases=zeros)}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE pit_outcome AS {point_in_time_orders_sql(window_days, zero_purchases=zeros)}"
+        )
+        rows = con.execute(
+            f"""
+            SELECT k.cutoff, avg(CASE WHEN a.customer_id IS NULL THEN 1.0 ELSE 0.0 END) AS rate
+            FROM (SELECT DISTINCT cutoff, customer_id FROM pit) k
+            LEFT JOIN ({_labels_sql(window_days)}) a USING (cutoff, customer_id)
+            GROUP BY k.cutoff
+            """
+        ).fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS pit; DROP TABLE IF EXISTS pit_outcome")
+    return {(c if isinstance(c, dt.date) else c.date()): float(rate) for c, rate in rows}
+
+
 def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) model inputs present in a snapshot frame, in a fixed order."""
     numeric = [c for c in (*BASE_FEATURES, *OPTIONAL_NUMERIC.values()) if c in frame.columns]
@@ -481,6 +515,35 @@ def choose_window(ingested: IngestResult, settings: ChurnSettings, span_days: in
     return ChurnWindow(days=days, rule=rule, median_gap_days=median, notes=tuple(notes))
 
 
+# Calendar features need training cutoffs whose days of the year cover every season: from the
+# earliest to the latest at least 11 months, a cutoff in every month with the default 30-day
+# step and 12 cutoffs (decisions D46).
+SEASON_SPAN_DAYS = 330
+
+
+@dataclass(frozen=True)
+class SeasonRule:
+    """Whether the snapshots carry the cutoff's calendar features, and the reason in words."""
+
+    on: bool
+    rule: str
+
+
+def season_rule(mode: str, plan: SnapshotPlan) -> SeasonRule:
+    """``churn.season_features`` resolved on a plan: 'on'/'off' as set; 'auto' on when the
+    training cutoffs cover a whole year of seasons (from the earliest to the latest at least
+    :data:`SEASON_SPAN_DAYS`), so every time of year the test and scoring cutoffs can fall in was
+    seen with labels; trees cannot extrapolate to a season they never saw."""
+    if mode in ("on", "off"):
+        return SeasonRule(mode == "on", f"churn.season_features = {mode!r}")
+    covered = (plan.train[-1] - plan.train[0]).days
+    if covered >= SEASON_SPAN_DAYS:
+        return SeasonRule(True, f"auto: the training cutoffs span {covered} days (>= {SEASON_SPAN_DAYS}): every season")
+    return SeasonRule(
+        False, f"auto: the training cutoffs span {covered} days (< {SEASON_SPAN_DAYS}): not every season"
+    )
+
+
 @dataclass
 class ChurnDataset:
     """Training, validation and test snapshots with labels, and how they were made."""
@@ -493,6 +556,7 @@ class ChurnDataset:
     categorical_features: list[str]
     training_share: float = 1.0  # share of customers kept in the training snapshots (max_train_rows)
     window: ChurnWindow | None = None
+    season: SeasonRule | None = None  # whether the cutoff's calendar features are used, and why (D46)
 
     @property
     def features(self) -> list[str]:
@@ -534,6 +598,12 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
         customer_share={cutoff: share for cutoff in plan.train},
     )
     numeric, categorical = feature_columns(frame)
+    season = season_rule(settings.season_features, plan)
+    if season.on:
+        from clv_models.features.calendar import CALENDAR_FEATURES, add_calendar_features
+
+        add_calendar_features(frame, "cutoff")
+        numeric = [*numeric, *CALENDAR_FEATURES]
 
     def part(dates: Sequence[dt.date]) -> pd.DataFrame:
         selected = frame[frame["cutoff"].isin(set(dates))].reset_index(drop=True)
@@ -549,4 +619,5 @@ def build_churn_dataset(ingested: IngestResult, settings: ChurnSettings) -> Chur
         numeric_features=numeric,
         categorical_features=categorical,
         window=window,
+        season=season,
     )

@@ -344,6 +344,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             num_boost_round=self.best_iteration_,
         )
         self._fit_calibrator(self.predict_raw(X_calibration), calibration_labels)
+        self.calibration_shift_ = 0.0
         self.classes_ = np.array([0, 1])
         self.n_train_ = len(labels)
         self.train_positive_rate_ = float(labels.mean())
@@ -383,6 +384,15 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         labels = self._check_inputs(X, y, "recalibration set")
         self._fit_calibrator(self.predict_raw(X), labels)
+        self.calibration_shift_ = 0.0  # a new calibration set: any seasonal shift is set anew
+        return self
+
+    def shift_calibration(self, log_odds: float) -> ChurnClassifier:
+        """Add ``log_odds`` to every calibrated probability's log-odds (0 undoes it): the churn
+        rate's seasonal move between the calibration cutoff and the cutoff scored (D46). The
+        ranking is unchanged. Returns self."""
+        check_is_fitted(self, "calibrator_")
+        self.calibration_shift_ = float(log_odds)
         return self
 
     # -- predictions -----------------------------------------------------------------------
@@ -402,6 +412,11 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         else:
             churn = self.calibrator_.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
         churn = np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)
+        shift = float(getattr(self, "calibration_shift_", 0.0))  # scorers saved before D46 have none
+        if shift:
+            from scipy.special import expit
+
+            churn = expit(_logit(churn) + shift)
         return np.column_stack([1.0 - churn, churn])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

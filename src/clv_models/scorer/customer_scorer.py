@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from clv_models.errors import ClvInputError
 from clv_models.evaluation.drift import DriftReference
+from clv_models.features.calendar import CALENDAR_FEATURES
 from clv_models.features.churn import OPTIONAL_SOURCES
 from clv_models.features.customer import RFM_COLUMNS
 from clv_models.models.btyd_features import BTYD_FEATURES, DAILY_RFM
@@ -101,10 +102,11 @@ class CustomerScorer:
         if self.models.churn is not None:
             # The BTYD features are computed here from the daily RFM, by the stored models.
             names += list(DAILY_RFM)
-            names += [c for c in self.models.churn.feature_names_ if c not in BTYD_FEATURES]
+            # The calendar features are computed here too, from as_of (D46).
+            names += [c for c in self.models.churn.feature_names_ if c not in (*BTYD_FEATURES, *CALENDAR_FEATURES)]
         ranker = getattr(self.models, "value_ranker", None)
         if ranker is not None:
-            names += ranker.input_columns()  # the BTYD features it derives itself
+            names += [c for c in ranker.input_columns() if c not in CALENDAR_FEATURES]  # BTYD: it derives them
         names += [*SEGMENT_INPUTS, *LIFECYCLE_INPUTS]
         seen: dict[str, None] = {}
         for name in names:

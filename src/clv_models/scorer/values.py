@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clv_models.errors import ClvInputError
+from clv_models.features.calendar import CALENDAR_FEATURES, add_calendar_features
 from clv_models.features.customer import RFM_COLUMNS
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ def customer_values(table: pd.DataFrame, models: CustomerModels, settings: Setti
         btyd = models.btyd_features.transform(out)
         for name in btyd.columns:
             out[name] = btyd[name].to_numpy()
+        if CALENDAR_FEATURES[0] in models.churn.feature_names_:
+            # The season of the scoring cutoff, as training read it from each snapshot's (D46).
+            add_calendar_features(out, "as_of")
         out["churn_probability"] = models.churn.predict_proba(out)[:, 1]
     else:
         out["churn_probability"] = np.nan

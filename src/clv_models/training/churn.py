@@ -17,6 +17,11 @@ Metric names logged to MLflow (fixed, so runs compare): ``churn_<metric>`` for t
 :data:`CHURN_METRICS`; also ``churn_raw_ece`` (before calibration), ``churn_cv_score`` (the best
 trial's cross-validated score) and the snapshot sizes.
 
+Seasons (docs/decisions.md D46): the calibrated probabilities are shifted in log-odds by the
+churn rate's move between the calibration cutoff and the cutoff they serve, as measured on the
+same dates a year earlier (:func:`season_shift`; ``churn_season_shift_*`` metrics), where the
+history reaches that far and the rate moved more than 5 points.
+
 ``churn_lagged_btyd_<metric>`` (auc, brier, ece): the model on the test snapshot when its BTYD
 features come from the fit one window *earlier* (at the validation cutoff) — what a job scoring
 one window after training gets from the scorer's stored BTYD models (docs/decisions.md D28).
@@ -24,6 +29,7 @@ one window after training gets from the scorer's stored BTYD models (docs/decisi
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +92,7 @@ class ChurnTrainResult:
     shipped: str = "model"  # the churn score the scorer ships: "model" or a SHIPPABLE_BASELINES key
     shipped_model: Any = None  # the estimator behind it (the classifier or a BaselineChurnModel)
     worse_than_baselines: list[str] = field(default_factory=list)  # where the classifier loses, in words
+    season_shift: SeasonShift | None = None  # the calibration's seasonal shift (D46)
 
     @property
     def best_baseline(self) -> dict[str, str]:
@@ -175,6 +182,78 @@ def add_btyd_features(dataset: ChurnDataset, settings: ChurnSettings) -> dict[An
     return fits
 
 
+# The seasonal shift of the calibration (decisions D46): the churn rate's log-odds at the cutoff
+# scored minus at the calibration cutoff, both measured on the dates one year earlier.
+SEASON_YEAR_DAYS = 365
+# Only a move of the churn rate larger than this a year earlier is taken for a season: on the
+# simulated one-time-buyer shop a 3.5-point move was the base ageing, and shifting by it raised
+# the test ECE from 0.038 to 0.051 (D46). The same threshold as the base-rate notice.
+SEASON_SHIFT_MIN_MOVE = 0.05
+
+
+@dataclass(frozen=True)
+class SeasonShift:
+    """Log-odds added to the classifier's calibrated probabilities for the cutoff they serve.
+
+    ``evaluation``: calibration at the validation cutoff, scored at the test cutoff (the reported
+    ``churn_*`` metrics); ``shipped``: calibration at the test cutoff (D37), scored at the data
+    end (the next window, what the scorer meets first). ``rates``: the churn rates a year before
+    the validation cutoff, the test cutoff and the data end. 0 and 0 when not applied (``rule``)."""
+
+    evaluation: float
+    shipped: float
+    rates: dict[str, float]
+    rule: str
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.evaluation or self.shipped)
+
+
+def season_shift(ingested: IngestResult, dataset: ChurnDataset, settings: ChurnSettings) -> SeasonShift:
+    """The calibration's seasonal shift (``churn.season_shift``; decisions D46): the classifier's
+    calibration is fitted on one cutoff's outcome window and serves the next, whose season may
+    churn at another rate the snapshot features cannot see. The move of the churn rate between
+    the same two dates one year earlier, in log-odds, is added when that move exceeds
+    :data:`SEASON_SHIFT_MIN_MOVE`. 'auto' applies it when the classifier has no calendar features
+    (they learn the season already) and the year before the calibration cutoff holds
+    ``churn.min_history_days`` of orders."""
+    from clv_models.features.churn import churn_rates
+
+    plan = dataset.plan
+    if settings.season_shift == "off":
+        return SeasonShift(0.0, 0.0, {}, "churn.season_shift = 'off'")
+    if dataset.season is not None and dataset.season.on:
+        # The classifier learnt the season from the cutoff's calendar: shifting again counts it twice.
+        return SeasonShift(0.0, 0.0, {}, "not applied: the classifier has the cutoff's calendar features")
+    year = dt.timedelta(days=SEASON_YEAR_DAYS)
+    first = ingested.con.execute("SELECT min(order_ts) FROM orders").fetchall()[0][0].date()
+    earliest = first + dt.timedelta(days=settings.min_history_days)
+    dates = {"validation": plan.validation - year, "test": plan.test - year, "data_end": plan.data_end - year}
+    if dates["validation"] < earliest:
+        return SeasonShift(
+            0.0, 0.0, {},
+            f"not applied: a year before the calibration cutoff ({dates['validation']}) is before "
+            f"{earliest} (first order + churn.min_history_days)",
+        )  # fmt: skip
+    measured = churn_rates(ingested, list(dates.values()), window_days=plan.window_days)
+    rates = {name: measured[day] for name, day in dates.items()}
+    logit = {name: float(np.log(r) - np.log1p(-r)) for name, r in np.clip(pd.Series(rates), 1e-6, 1 - 1e-6).items()}
+
+    def shift(source: str, target: str) -> float:
+        # A small move a year earlier is the base's growth or ageing and noise more than a season.
+        moved = abs(rates[target] - rates[source]) > SEASON_SHIFT_MIN_MOVE
+        return logit[target] - logit[source] if moved else 0.0
+
+    return SeasonShift(
+        evaluation=shift("validation", "test"),
+        shipped=shift("test", "data_end"),
+        rates=rates,
+        rule=f"churn rates a year earlier: {', '.join(f'{dates[k]} {v:.1%}' for k, v in rates.items())}; "
+        f"a shift only where they moved more than {SEASON_SHIFT_MIN_MOVE:.0%}",
+    )
+
+
 def train_churn(
     ingested: IngestResult,
     settings: ChurnSettings,
@@ -202,6 +281,8 @@ def train_churn(
         y_calibration=dataset.validation[LABEL],
         callbacks=trial_callbacks,
     )
+    shift = season_shift(ingested, dataset, settings)
+    model.shift_calibration(shift.evaluation)
     test = dataset.test
     outcome = test[LABEL].to_numpy()
     scores = {
@@ -232,6 +313,7 @@ def train_churn(
         raw_ece=raw_ece,
         contributions=model.contributions(test[features]),
         btyd_fits=btyd_fits,
+        season_shift=shift,
     )
     _choose_shipped(result, baselines)
     result.metrics = _metrics(result)
@@ -261,6 +343,8 @@ def _choose_shipped(result: ChurnTrainResult, baselines: Mapping[str, Any]) -> N
     result.shipped = name
     if name == "model":
         result.shipped_model = copy.deepcopy(result.model).recalibrate(test[result.dataset.features], test[LABEL])
+        if result.season_shift is not None:
+            result.shipped_model.shift_calibration(result.season_shift.shipped)
     else:
         result.shipped_model = copy.deepcopy(baselines[name]).fit(test, test[LABEL])
 
@@ -289,6 +373,15 @@ def _metrics(result: ChurnTrainResult) -> dict[str, float]:
         churn_shipped_not_worse_than_baselines=float(not result.not_worse(result.shipped)),
         churn_shipped_is_model=float(result.shipped == "model"),
     )
+    shift = result.season_shift
+    if shift is not None:
+        metrics.update(
+            churn_season_shift_applied=float(shift.applied),
+            churn_season_shift_evaluation=float(shift.evaluation),
+            churn_season_shift_shipped=float(shift.shipped),
+        )
+    if dataset.season is not None:
+        metrics["churn_season_features"] = float(dataset.season.on)
     return metrics
 
 
@@ -309,12 +402,22 @@ def base_rate_shift_notice(result: ChurnTrainResult) -> str | None:
         return None
     first = min(plan.train) if plan.train else plan.validation
     span = (plan.data_end - first).days
-    reason = (
-        f"the history before the first training cutoff is short ({span} days from {first} to the data end), "
-        "so no earlier season can teach the model this shift"
-        if span < 730
-        else "the calibration snapshot's season differs from the test snapshot's"
-    )
+    shift = result.season_shift
+    if shift is not None and shift.evaluation:
+        reason = (
+            f"the calibration was shifted by {shift.evaluation:+.2f} log-odds for it, the move of the churn rate "
+            f"between the same dates a year earlier ({shift.rates['validation']:.1%} to {shift.rates['test']:.1%}; D46)"
+        )
+    elif plan is not None and result.dataset.season is not None and result.dataset.season.on:
+        reason = "the classifier learns the season from the cutoff's calendar features (D46)"
+    elif span < 730:
+        reason = (
+            f"the history before the first training cutoff is short ({span} days from {first} to the data end), "
+            "so no earlier season can teach the model this shift"
+            + (f" ({shift.rule})" if shift is not None else "")
+        )
+    else:
+        reason = "the calibration snapshot's season differs from the test snapshot's"
     return (
         f"churn calibration meets a shift: the churn rate was {validation:.1%} at the calibration cutoff "
         f"{plan.validation} and {test:.1%} at the test cutoff {plan.test}; {reason}; churn_ece "
@@ -434,6 +537,8 @@ def churn_markdown(result: ChurnTrainResult) -> str:
         "",
         f"**Shipped** {shipped_summary(result)}.",
         "",
+        f"Seasonal shift of the calibration (D46): {_season_words(result)}.",
+        "",
         f"Scored {plan.window_days} days after training (BTYD features from the fit one window earlier, as the "
         f"scorer's stored models would give): AUC {result.metrics.get('churn_lagged_btyd_auc', float('nan')):.4f}, "
         f"Brier {result.metrics.get('churn_lagged_btyd_brier', float('nan')):.4f}, "
@@ -460,6 +565,18 @@ def churn_markdown(result: ChurnTrainResult) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _season_words(result: ChurnTrainResult) -> str:
+    shift = result.season_shift
+    if shift is None:
+        return "not computed"
+    if not shift.applied:
+        return shift.rule
+    return (
+        f"{shift.evaluation:+.3f} log-odds for the test cutoff, {shift.shipped:+.3f} for the shipped score at the "
+        f"data end; {shift.rule}"
+    )
 
 
 def _btyd_table(fits: Mapping[Any, BtydChurnFeatures]) -> str:
