@@ -149,7 +149,7 @@ def output_columns(settings: Settings) -> list[str]:
     return columns
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # built here and on Spark workers: by name only
 class ScoringPlan:
     """What a scoring job settled before reading any order."""
 

@@ -86,7 +86,7 @@ def _partition_scorer(model_dir: str, plan: ScoringPlan, labels_in_output: bool)
     """The function ``mapInPandas`` runs: feature tables in, :func:`score_batch` rows out, each
     Arrow batch's :class:`~clv_models.scoring.batch.Tally` as JSON on its first row."""
     model_uri, version, labels, columns, stamp = plan.model_uri, plan.loaded.version, plan.labels, plan.columns, plan.stamp
-    experiments = plan.experiments
+    experiments, orders = plan.experiments, plan.orders
 
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import dataclasses
@@ -97,7 +97,8 @@ def _partition_scorer(model_dir: str, plan: ScoringPlan, labels_in_output: bool)
         from clv_models.scoring.cross_sell import products_from_lists
 
         loaded = dataclasses.replace(_load_on_worker(model_dir), uri=model_uri, version=version)
-        worker_plan = ScoringPlan(model_uri, "", loaded, labels, columns, stamp, experiments)
+        worker_plan = ScoringPlan(model_uri=model_uri, tracking_uri="", loaded=loaded, labels=labels, columns=columns,
+                                  stamp=stamp, orders=orders, experiments=experiments)  # fmt: skip
         for table in batches:
             if table.empty:
                 continue
