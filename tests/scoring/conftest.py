@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -40,3 +42,20 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     subset = sorted(rng.choice(scores["customer_id"].to_numpy(), size=len(scores) // 100, replace=False))
     return {"base": base, "root": root, "orders": orders, "frame": frame, "model": model, "as_of": as_of,
             "scores": scores, "subset": subset}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spark(request: pytest.FixtureRequest):
+    """A local Spark session for one module of the scoring tests (skipped, with the reason, when
+    pyspark or Java 17 is missing); named after the module."""
+    from tests.test_spark import _spark_available
+
+    reason = _spark_available()
+    if reason:
+        pytest.skip(reason)
+    from clv_models.data.spark import spark_session
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = spark_session("local[2]", app_name=f"clv-{request.module.__name__.rsplit('.', 1)[-1]}")
+    yield session
+    session.stop()

@@ -8,8 +8,6 @@ Marked slow (a JVM); skipped, with the reason, when pyspark or Java 17 is missin
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,21 +16,6 @@ import pytest
 from tests.scoring.test_batch_independence import STAMP, assert_rows_equal, settings_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from tests.test_spark import _spark_available
-
-    reason = _spark_available()
-    if reason:
-        pytest.skip(reason)
-    from clv_models.data.spark import spark_session
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = spark_session("local[2]", app_name="clv-batch-independence")
-    yield session
-    session.stop()
 
 
 def score_on_spark(spark, shop: dict, frame: pd.DataFrame, out: Path, *extra: str) -> pd.DataFrame:

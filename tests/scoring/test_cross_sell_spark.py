@@ -11,7 +11,6 @@ missing.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,21 +21,6 @@ from tests.scoring.test_batch_independence import STAMP
 
 pytestmark = pytest.mark.slow
 KEY = ["customer_id", "order_id", "product_id"]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from tests.test_spark import _spark_available
-
-    reason = _spark_available()
-    if reason:
-        pytest.skip(reason)
-    from clv_models.data.spark import spark_session
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = spark_session("local[2]", app_name="clv-cross-sell")
-    yield session
-    session.stop()
 
 
 def test_spark_recommends_the_embedded_products(spark, tmp_path: Path) -> None:

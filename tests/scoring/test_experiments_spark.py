@@ -7,8 +7,6 @@ Marked slow (a JVM); skipped, with the reason, when pyspark or Java 17 is missin
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -23,21 +21,6 @@ EXPERIMENTS = (
     ExperimentSettings(name="winback_coupon", actions=["automated_win_back", "reactivation_offer"], salt="2026-12"),
     ExperimentSettings(name="vip_null", actions=["vip_service_early_access"], holdout_share=0.3, salt="v"),
 )
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from tests.test_spark import _spark_available
-
-    reason = _spark_available()
-    if reason:
-        pytest.skip(reason)
-    from clv_models.data.spark import spark_session
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = spark_session("local[2]", app_name="clv-experiments")
-    yield session
-    session.stop()
 
 
 def test_spark_assigns_every_customer_the_embedded_group(spark, shop: dict, tmp_path: Path) -> None:
