@@ -18,7 +18,9 @@ environment, so ``PYTHONPATH`` selects the code under test). From the parent run
 ``churn_window_days``, ``churn_window_rule``, ``churn_score_shipped``, ``gate_passed``,
 ``gate_failures``, ``model_alias`` and the metrics ``data_customers``, ``churn_{auc,brier,ece}``
 (the classifier), ``churn_baseline_<name>_{auc,brier,ece}`` (best per metric among the
-baselines), ``churn_shipped_{auc,brier,ece}`` and ``churn_shipped_not_worse_than_baselines``; from
+baselines), ``churn_shipped_{auc,brier,ece}``, ``churn_shipped_gap_{auc,brier,ece}[_q05|_q95]`` (the shipped
+score minus the best baseline, worse-positive, and its bootstrap band) and
+``churn_shipped_not_worse_than_baselines``; from
 the ``ltv`` child run ``ltv/purchase_models.csv`` (whether the chosen fit is identified); from the
 ``segments`` child run ``segments/name_checks.csv``, ``segments/name_definitions.csv`` and the
 metrics ``segments_k``, ``segments_neutral``. From the scores file: the share of customers with
@@ -289,6 +291,10 @@ def churn_summary(training: dict[str, Any]) -> dict[str, Any]:
         "baselines": {b: {m: metrics.get(f"churn_baseline_{b}_{m}") for m in METRICS} for b in baselines},
         "shipped_metrics": {m: metrics.get(f"churn_shipped_{m}") for m in METRICS},
         "shipped_not_worse_than_baselines": metrics.get("churn_shipped_not_worse_than_baselines"),
+        "shipped_gaps": {
+            m: {q: metrics.get(f"churn_shipped_gap_{m}{'' if q == 'gap' else '_' + q}") for q in ("gap", "q05", "q95")}
+            for m in METRICS
+        },
         "model_not_worse_than_baselines": metrics.get("churn_model_not_worse_than_baselines"),
         "test_positive_rate": metrics.get("churn_test_positive_rate"),
     }
@@ -551,6 +557,36 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# D32's margins (training.churn.MATERIAL_GAP): AUC and ECE in points, Brier as a share of the baseline's.
+MARGINS = {"auc": 0.005, "brier": 0.005, "ece": 0.01}
+
+
+def gap_table(results: dict[str, dict[str, Any]]) -> str:
+    """The shipped churn score minus the best baseline per metric (worse-positive: for AUC the
+    baseline's minus ours), the paired bootstrap's 5th-95th percentiles, and D32's verdict."""
+    header = ["shop", "shipped", "AUC gap [q05, q95]", "Brier gap [q05, q95]", "ECE gap [q05, q95]",
+              "worse beyond noise", "worse beyond noise and margin (D32)"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for shop, r in results.items():
+        c = r.get("churn")
+        gaps = (c or {}).get("shipped_gaps") or {}
+        if not gaps or gaps["auc"]["gap"] is None:
+            continue
+        cells, noise, material = [shop, c["shipped"]], [], []
+        for m in METRICS:
+            g = gaps[m]
+            cells.append(f"{g['gap']:+.4f} [{g['q05']:+.4f}, {g['q95']:+.4f}]")
+            best = c["best_baseline"][m]["value"]
+            margin = MARGINS[m] * (best if m == "brier" else 1.0)
+            if g["q05"] > 0:
+                noise.append(m)
+                if g["gap"] > margin:
+                    material.append(m)
+        cells += [", ".join(noise) or "none", ", ".join(material) or "none"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def split_table(results: dict[str, dict[str, Any]]) -> str:
     """Old silent customers split into one-time buyers and repeat buyers."""
     header = ["shop", "as_of", "repeat gaps", "median gap (d)", "p90 gap (d)",
@@ -661,6 +697,8 @@ def main() -> int:
         markdown_table(results),
         "Old silent customers (days since last purchase > p90 of repeat gaps) by repeat purchases:",
         split_table(results),
+        "Shipped churn score minus the best baseline on each metric (positive = worse), paired bootstrap of the "
+        "test customers:\n\n" + gap_table(results),
         "Notes:\n\n" + (notes(results) or "(none)"),
     ])  # fmt: skip
     print()

@@ -84,6 +84,9 @@ def test_training_says_it_ran_without_amounts(events_trained: dict) -> None:
     result = events_trained["result"]
     assert result.notices[0].startswith("frequency-only (no amounts were read)")
     assert "frequency-only" in result.report.split("## Data quality")[0]  # in "Read first"
+    # The tiers' line names what they rank by, not clv_h (null in these scores).
+    tier_line = next(line for line in result.choices if line.startswith("value_tier:"))
+    assert "expected purchases" in tier_line and "cut from clv_h" not in tier_line
     assert np.isnan(result.metrics["gamma_gamma_frequency_monetary_corr"])
     assert result.scorer.models.gamma_gamma.expected_order_value(
         pd.DataFrame({"frequency": [0.0, 3.0], "recency": [0.0, 40.0]})

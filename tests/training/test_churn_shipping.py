@@ -60,6 +60,36 @@ def test_a_classifier_equal_to_the_best_baseline_is_not_worse() -> None:
     assert set(result.comparison.index) == {"model", *BASELINES}
 
 
+def test_a_small_but_real_calibration_loss_is_named_and_does_not_stop_the_classifier() -> None:
+    """Four groups whose churn rates are exactly 0.2, 0.4, 0.6, 0.8: the recency rule gives those
+    rates (ECE 0), the classifier the same plus 0.008 (ECE 0.008: the same ranking, a calibration
+    loss beyond the bootstrap's noise on 80,000 customers but within D32's 0.01 margin)."""
+    from clv_models.training.churn import shipped_summary
+
+    rng = np.random.default_rng(6)
+    truth = np.repeat([0.2, 0.4, 0.6, 0.8], 20_000)
+    outcome = np.concatenate([rng.permutation(np.arange(20_000) < 20_000 * rate) for rate in (0.2, 0.4, 0.6, 0.8)])
+    outcome = outcome.astype(float)
+    scores = {**baselines_from(truth, rng), "model": truth + 0.008}
+    result = result_with(scores, outcome)
+    gaps = result.gaps("model")
+    ece = gaps.loc["ece"]
+    assert ece["baseline"] == "recency_rule" and ece["theirs"] == pytest.approx(0.0, abs=1e-12)
+    assert ece["gap"] == pytest.approx(0.008) and ece["q05"] > 0 and ece["beyond_noise"] and not ece["worse"]
+    assert abs(gaps.loc["auc", "gap"]) < 1e-12  # a constant shift keeps the ranking
+    assert result.not_worse("model") == []
+    # Brier too: 0.008² above the truth's 0.2 for every resample, far below its margin (0.5 % of 0.2).
+    assert result.small_losses("model") == ["Brier 0.2001 vs 0.2000 (recency_rule)", "ECE 0.0080 vs 0.0000 (recency_rule)"]
+    assert gaps.loc["brier", "gap"] == pytest.approx(0.008**2)
+    summary = shipped_summary(result)  # ships the classifier (the default of shipped)
+    assert summary.startswith("churn_probability: the calibrated classifier (not worse than the best baseline by")
+    assert "ECE 0.0080 vs 0.0000 (recency_rule)" in summary
+    # 0.012 above: beyond the margin too, so worse by D32.
+    worse = result_with({**scores, "model": truth + 0.012}, outcome)
+    assert worse.not_worse("model") == ["ECE 0.0120 vs 0.0000 (recency_rule)"]
+    assert worse.small_losses("model") == ["Brier 0.2001 vs 0.2000 (recency_rule)"]
+
+
 def test_the_baseline_model_is_isotonic_regression_on_its_column() -> None:
     rng = np.random.default_rng(5)
     days = rng.integers(0, 400, 3000).astype(float)

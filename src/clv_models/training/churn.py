@@ -93,6 +93,7 @@ class ChurnTrainResult:
     shipped_model: Any = None  # the estimator behind it (the classifier or a BaselineChurnModel)
     worse_than_baselines: list[str] = field(default_factory=list)  # where the classifier loses, in words
     season_shift: SeasonShift | None = None  # the calibration's seasonal shift (D46)
+    _gaps: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)  # gaps() per score, computed once
 
     @property
     def best_baseline(self) -> dict[str, str]:
@@ -110,10 +111,17 @@ class ChurnTrainResult:
             "brier": bool(model["brier"] < self.comparison.loc[best["brier"], "brier"]),
         }
 
-    def not_worse(self, name: str) -> list[str]:
-        """Where score ``name`` is worse than the best baseline on AUC, Brier or ECE beyond the
-        noise of the test snapshot (a paired bootstrap, :data:`BOOTSTRAP_REPLICATES` resamples of
-        the test customers): empty when it is not worse on any of the three."""
+    def gaps(self, name: str) -> pd.DataFrame:
+        """Score ``name`` against the best other baseline on AUC, Brier and ECE on the test
+        snapshot, one row per metric: ``baseline`` (the best on that metric), ``ours``,
+        ``theirs``, ``gap`` (how much worse ``name`` is; negative = better; AUC and ECE in points,
+        Brier in its units), ``q05``/``q95`` (a paired bootstrap of the gap,
+        :data:`BOOTSTRAP_REPLICATES` resamples of the test customers, seed fixed), ``margin``
+        (:data:`MATERIAL_GAP`), ``beyond_noise`` (q05 > 0) and ``worse`` (beyond the noise *and*
+        the margin: D32's definition)."""
+        cached = self._gaps.get(name)
+        if cached is not None:
+            return cached
         from sklearn.metrics import roc_auc_score
 
         outcome = self.dataset.test[LABEL].to_numpy(dtype=float)
@@ -127,7 +135,7 @@ class ChurnTrainResult:
         rng = np.random.default_rng(BOOTSTRAP_SEED)
         draws = [rng.integers(0, len(outcome), len(outcome)) for _ in range(BOOTSTRAP_REPLICATES)]
         mine = self.test_scores[name]
-        losses = []
+        rows = []
         for metric, other_name in best.items():
             other = self.test_scores[str(other_name)]
             measure = measures[metric]
@@ -136,12 +144,34 @@ class ChurnTrainResult:
                 for i in draws
                 if 0 < outcome[i].sum() < len(i)
             ]
-            ours, theirs = self.comparison.loc[name, metric], self.comparison.loc[other_name, metric]
+            ours, theirs = float(self.comparison.loc[name, metric]), float(self.comparison.loc[other_name, metric])
             gap = theirs - ours if metric == "auc" else ours - theirs
             margin = MATERIAL_GAP[metric] * (theirs if metric == "brier" else 1.0)
-            if gaps and np.quantile(gaps, 0.05) > 0 and gap > margin:
-                losses.append(f"{metric.upper() if metric != 'brier' else 'Brier'} {ours:.4f} vs {theirs:.4f} ({other_name})")
-        return losses
+            q05, q95 = (float(np.quantile(gaps, 0.05)), float(np.quantile(gaps, 0.95))) if gaps else (np.nan, np.nan)
+            rows.append({
+                "metric": metric, "baseline": str(other_name), "ours": ours, "theirs": theirs, "gap": gap,
+                "q05": q05, "q95": q95, "margin": margin, "beyond_noise": bool(q05 > 0), "worse": bool(q05 > 0 and gap > margin),
+            })  # fmt: skip
+        self._gaps[name] = pd.DataFrame(rows).set_index("metric")
+        return self._gaps[name]
+
+    def not_worse(self, name: str) -> list[str]:
+        """Where score ``name`` is worse than the best baseline on AUC, Brier or ECE beyond the
+        noise of the test snapshot and by more than the margin (:meth:`gaps`), in words: empty
+        when it is not worse on any of the three."""
+        gaps = self.gaps(name)
+        return [_gap_words(metric, row) for metric, row in gaps.iterrows() if row["worse"]]
+
+    def small_losses(self, name: str) -> list[str]:
+        """Where score ``name`` is worse than the best baseline beyond the test snapshot's noise but
+        by no more than the margin (so it may still ship), in words."""
+        gaps = self.gaps(name)
+        return [_gap_words(metric, row) for metric, row in gaps.iterrows() if row["beyond_noise"] and not row["worse"]]
+
+
+def _gap_words(metric: Any, row: Any) -> str:
+    label = "Brier" if metric == "brier" else str(metric).upper()
+    return f"{label} {row['ours']:.4f} vs {row['theirs']:.4f} ({row['baseline']})"
 
 
 def _recency_rule(validation: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
@@ -373,6 +403,11 @@ def _metrics(result: ChurnTrainResult) -> dict[str, float]:
         churn_shipped_not_worse_than_baselines=float(not result.not_worse(result.shipped)),
         churn_shipped_is_model=float(result.shipped == "model"),
     )
+    for metric, row in result.gaps(result.shipped).iterrows():
+        # The shipped score minus the best baseline on that metric (worse-positive) and its 90 % bootstrap band.
+        metrics[f"churn_shipped_gap_{metric}"] = float(row["gap"])
+        metrics[f"churn_shipped_gap_{metric}_q05"] = float(row["q05"])
+        metrics[f"churn_shipped_gap_{metric}_q95"] = float(row["q95"])
     shift = result.season_shift
     if shift is not None:
         metrics.update(
@@ -426,17 +461,27 @@ def base_rate_shift_notice(result: ChurnTrainResult) -> str | None:
 
 
 def shipped_summary(result: ChurnTrainResult) -> str:
-    """One sentence: which churn score the scorer ships, and why."""
+    """One sentence: which churn score the scorer ships, and why. A measure on which it is worse
+    than the best baseline beyond the test snapshot's noise, though by less than the margin that
+    would stop it (D32), is named with both numbers."""
+    small = result.small_losses(result.shipped)
+    within = f"; worse beyond the test snapshot's noise, by less than the margin, on {'; '.join(small)}" if small else ""
     if result.shipped == "model" and not result.worse_than_baselines:
-        return f"churn_probability: {SHIPPED_LABELS['model']} (not worse than the best baseline on AUC, Brier and ECE)"
+        if small:
+            return f"churn_probability: {SHIPPED_LABELS['model']} (not worse than the best baseline by D32's margins{within})"
+        return (
+            f"churn_probability: {SHIPPED_LABELS['model']} (not worse than the best baseline on AUC, Brier or ECE "
+            "beyond the test snapshot's noise)"
+        )
     if result.shipped == "model":
         return (
             f"churn_probability: {SHIPPED_LABELS['model']}, although it is worse than a baseline on one measure "
             f"({'; '.join(result.worse_than_baselines)}): no baseline is better on all three, and it has the lowest Brier"
+            f"{within}"
         )
     return (
         f"churn_probability: {SHIPPED_LABELS[result.shipped]}, not the classifier, which is worse than the best "
-        f"baseline out of time ({'; '.join(result.worse_than_baselines)})"
+        f"baseline out of time ({'; '.join(result.worse_than_baselines)}){within}"
     )
 
 

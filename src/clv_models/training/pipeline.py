@@ -339,7 +339,7 @@ def train(
                 notices += list(window.notes)
                 run.set_tags({"churn_window_days": window.days, "churn_window_rule": window.rule})
                 metrics["churn_window_days"] = float(window.days)
-            if churn.shipped != "model" or churn.worse_than_baselines:
+            if churn.shipped != "model" or churn.worse_than_baselines or churn.small_losses(churn.shipped):
                 notices.append(shipped_summary(churn))
             shift = base_rate_shift_notice(churn)
             if shift is not None:

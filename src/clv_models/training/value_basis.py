@@ -65,6 +65,8 @@ class ValueStep:
     @property
     def choice(self) -> str:
         """One line for ``clv train``: what the value tiers rank by, and why."""
+        if self.reason == FREQUENCY_ONLY_REASON:  # clv_h with one unit per order: null in the scores
+            return f"value_tier: cut from {self.reason}; clv_h and value_forecast are null in the scores"
         return f"value_tier: cut from {self.basis}: {self.reason}"
 
     @property
