@@ -38,6 +38,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
+from clv_models.models import _lgbm_tuning as lgbm_tuning
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:
@@ -156,30 +157,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     # -- fitting ---------------------------------------------------------------------------
 
     def _base_params(self) -> dict[str, Any]:
-        return {
-            "objective": "binary",
-            "verbosity": -1,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": self.threads,
-            "feature_pre_filter": False,
-            "bagging_freq": 1,
-        }
+        return lgbm_tuning.base_params("binary", seed=self.seed, threads=self.threads)
 
-    @staticmethod
-    def search_space(trial: Any) -> dict[str, Any]:
-        """LightGBM parameters Optuna searches (log scales where the effect is multiplicative)."""
-        return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
-            "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
-            "max_depth": trial.suggest_int("max_depth", 3, 12),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 300, log=True),
-            "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
-            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-            "lambda_l1": trial.suggest_float("lambda_l1", 1e-8, 10.0, log=True),
-            "lambda_l2": trial.suggest_float("lambda_l2", 1e-8, 10.0, log=True),
-        }
+    #: LightGBM parameters Optuna searches (:func:`clv_models.models._lgbm_tuning.search_space`).
+    search_space = staticmethod(lgbm_tuning.search_space)
 
     def _weights(self, y: np.ndarray) -> np.ndarray:
         if self.class_balance == "none":
@@ -199,17 +180,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def _tuning_sample(self, n_rows: int, groups: np.ndarray | None) -> np.ndarray:
         """Row indices the trials use: all rows, or whole customers drawn with the seed until
-        ``tuning_rows`` rows (tuning cost grows with rows; the final booster sees every row)."""
-        if self.tuning_rows is None or n_rows <= self.tuning_rows:
-            return np.arange(n_rows)
-        rng = np.random.default_rng(self.seed)
-        if groups is None:
-            return np.sort(rng.choice(n_rows, size=self.tuning_rows, replace=False))
-        codes, _ = pd.factorize(groups, sort=True)
-        order = rng.permutation(codes.max() + 1)
-        sizes = np.bincount(codes)[order]
-        chosen = order[: max(1, int(np.searchsorted(np.cumsum(sizes), self.tuning_rows, side="right")))]
-        return np.flatnonzero(np.isin(codes, chosen))
+        ``tuning_rows`` rows (:func:`clv_models.models._lgbm_tuning.tuning_sample`)."""
+        return lgbm_tuning.tuning_sample(n_rows, groups, tuning_rows=self.tuning_rows, seed=self.seed)
 
     def _score(self, y: np.ndarray, probability: np.ndarray) -> float:
         from sklearn.metrics import log_loss, roc_auc_score
@@ -245,7 +217,6 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     ) -> ChurnClassifier:
         """Tune, train and calibrate; see the module docstring. Returns self."""
         import lightgbm as lgb
-        import optuna
 
         if self.tuning_metric not in ("auc", "log_loss"):
             raise ClvInputError(f"tuning_metric must be 'auc' or 'log_loss', got {self.tuning_metric!r}")
@@ -305,38 +276,16 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
                 probability = self._probability(booster, matrix[valid_index], prior, valid_index, best)
                 scores.append(self._score(labels[valid_index], probability))
                 iterations.append(best)
-                trial.report(float(np.mean(scores)), step)
-                if trial.should_prune():
-                    trial.set_user_attr("best_iterations", iterations)
-                    raise optuna.TrialPruned()
-            trial.set_user_attr("best_iterations", iterations)
-            trial.set_user_attr("fold_scores", scores)
-            return float(np.mean(scores))
+                lgbm_tuning.report_fold(trial, scores, iterations, step)
+            return lgbm_tuning.finish_trial(trial, scores, iterations)
 
-        study = optuna.create_study(
-            direction=direction,
-            sampler=optuna.samplers.TPESampler(seed=self.seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
-        )
+        study = lgbm_tuning.create_study(direction, seed=self.seed)
         study.optimize(objective, n_trials=self.n_trials, timeout=self.timeout_seconds, callbacks=list(callbacks))
-        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if not completed:
-            raise ClvInputError("no Optuna trial completed; raise churn.n_trials or churn.timeout_seconds")
-        best = study.best_trial
+        best = lgbm_tuning.best_trial(study, "no Optuna trial completed; raise churn.n_trials or churn.timeout_seconds")
         self.best_params_ = dict(best.params)
         self.best_score_ = float(best.value)
-        self.best_iteration_ = max(1, int(round(float(np.mean(best.user_attrs["best_iterations"])))))
-        self.trials_ = pd.DataFrame(
-            [
-                {
-                    "number": t.number,
-                    "state": t.state.name,
-                    "value": t.value,
-                    **{f"param_{k}": v for k, v in t.params.items()},
-                }
-                for t in study.trials
-            ]
-        )
+        self.best_iteration_ = lgbm_tuning.best_iteration(best)
+        self.trials_ = lgbm_tuning.trials_frame(study)
         final_params = {**self._base_params(), **self.best_params_}
         self.booster_ = lgb.train(
             final_params,

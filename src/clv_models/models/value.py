@@ -73,6 +73,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from clv_models.errors import ClvInputError
+from clv_models.models import _lgbm_tuning as lgbm_tuning
 
 if TYPE_CHECKING:
     from clv_models.models.btyd_features import BtydChurnFeatures
@@ -238,44 +239,16 @@ class ValueRegressor(RegressorMixin, BaseEstimator):
     # -- fitting -------------------------------------------------------------------------------
 
     def _base_params(self, objective: str) -> dict[str, Any]:
-        return {
-            "objective": objective,
-            "verbosity": -1,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": self.threads,
-            "feature_pre_filter": False,
-            "bagging_freq": 1,
-        }
+        return lgbm_tuning.base_params(objective, seed=self.seed, threads=self.threads)
 
-    @staticmethod
-    def search_space(trial: Any) -> dict[str, Any]:
-        """LightGBM parameters Optuna searches (the churn classifier's space)."""
-        return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
-            "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
-            "max_depth": trial.suggest_int("max_depth", 3, 12),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 300, log=True),
-            "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
-            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-            "lambda_l1": trial.suggest_float("lambda_l1", 1e-8, 10.0, log=True),
-            "lambda_l2": trial.suggest_float("lambda_l2", 1e-8, 10.0, log=True),
-        }
+    #: LightGBM parameters Optuna searches (the churn classifier's space,
+    #: :func:`clv_models.models._lgbm_tuning.search_space`).
+    search_space = staticmethod(lgbm_tuning.search_space)
 
     def _tuning_sample(self, n_rows: int, groups: np.ndarray | None) -> np.ndarray:
         """Row indices the trials use: all rows, or whole customers drawn with the seed up to
-        ``tuning_rows`` rows (the final boosters see every row)."""
-        if self.tuning_rows is None or n_rows <= self.tuning_rows:
-            return np.arange(n_rows)
-        rng = np.random.default_rng(self.seed)
-        if groups is None:
-            return np.sort(rng.choice(n_rows, size=self.tuning_rows, replace=False))
-        codes, _ = pd.factorize(groups, sort=True)
-        order = rng.permutation(codes.max() + 1)
-        sizes = np.bincount(codes)[order]
-        chosen = order[: max(1, int(np.searchsorted(np.cumsum(sizes), self.tuning_rows, side="right")))]
-        return np.flatnonzero(np.isin(codes, chosen))
+        ``tuning_rows`` rows (:func:`clv_models.models._lgbm_tuning.tuning_sample`)."""
+        return lgbm_tuning.tuning_sample(n_rows, groups, tuning_rows=self.tuning_rows, seed=self.seed)
 
     def _folds(
         self, rows: np.ndarray, strata: np.ndarray | None, groups: np.ndarray | None
@@ -324,8 +297,6 @@ class ValueRegressor(RegressorMixin, BaseEstimator):
         """Tune, train and calibrate (module docstring). ``y``: revenue per row over the window
         (≥ 0); ``groups``: customer ids (a customer's snapshots never straddle a fold);
         ``callbacks``: Optuna study callbacks (the tracking layer logs trials with one). Returns self."""
-        import optuna
-
         if self.method not in METHODS:
             raise ClvInputError(f"value method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.calibration not in ("scale", "none"):
@@ -382,24 +353,13 @@ class ValueRegressor(RegressorMixin, BaseEstimator):
             folds = self._folds(tuning_rows, strata, group_array)
             prior = None if priors is None else priors[part]
             study = self._tune(part, matrix, labels, prior, folds, objective, metric, callbacks)
-            completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-            if not completed:
-                raise ClvInputError("no Optuna trial of the value model completed; raise value.n_trials")
-            best = study.best_trial
+            best = lgbm_tuning.best_trial(study, "no Optuna trial of the value model completed; raise value.n_trials")
             self.best_params_[part] = dict(best.params)
             self.best_scores_[part] = float(best.value)
-            self.best_iterations_[part] = max(1, int(round(float(np.mean(best.user_attrs["best_iterations"])))))
+            self.best_iterations_[part] = lgbm_tuning.best_iteration(best)
             if part == "spend":
                 self.smearing_ = float(best.user_attrs["smearing"])
-            trials.append(
-                pd.DataFrame(
-                    [
-                        {"part": part, "number": t.number, "state": t.state.name, "value": t.value,
-                         **{f"param_{k}": v for k, v in t.params.items()}}
-                        for t in study.trials
-                    ]
-                )  # fmt: skip
-            )
+            trials.append(lgbm_tuning.trials_frame(study, part=part))
             self.boosters_[part] = self._train(
                 {**self._base_params(objective), **self.best_params_[part]},
                 matrix[rows], labels[rows], None if prior is None else prior[rows], self.best_iterations_[part],
@@ -436,7 +396,6 @@ class ValueRegressor(RegressorMixin, BaseEstimator):
     def _tune(self, part: str, matrix: np.ndarray, labels: np.ndarray, prior: np.ndarray | None,
               folds: list[tuple[np.ndarray, np.ndarray]], objective: str, metric: str,
               callbacks: Sequence[Callable[[Any, Any], None]]) -> Any:  # fmt: skip
-        import optuna
         from scipy.special import expit
 
         def fold_score(booster: Any, rows: np.ndarray, best: int) -> tuple[float, float]:
@@ -476,21 +435,10 @@ class ValueRegressor(RegressorMixin, BaseEstimator):
                 scores.append(score)
                 iterations.append(best)
                 smear_sum, smear_n = smear_sum + smear, smear_n + len(valid_rows)
-                trial.report(float(np.mean(scores)), step)
-                if trial.should_prune():
-                    trial.set_user_attr("best_iterations", iterations)
-                    raise optuna.TrialPruned()
-            trial.set_user_attr("best_iterations", iterations)
-            trial.set_user_attr("fold_scores", scores)
-            trial.set_user_attr("smearing", smear_sum / max(smear_n, 1))
-            return float(np.mean(scores))
+                lgbm_tuning.report_fold(trial, scores, iterations, step)
+            return lgbm_tuning.finish_trial(trial, scores, iterations, smearing=smear_sum / max(smear_n, 1))
 
-        study = optuna.create_study(
-            direction="minimize",
-            study_name=f"value_{part}",
-            sampler=optuna.samplers.TPESampler(seed=self.seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
-        )
+        study = lgbm_tuning.create_study("minimize", seed=self.seed, study_name=f"value_{part}")
         study.optimize(objective_fn, n_trials=self.n_trials, timeout=self.timeout_seconds, callbacks=list(callbacks))
         return study
 
