@@ -30,7 +30,8 @@ percentile of the shop's repeat-purchase gaps.
 Definitions
 -----------
 * **repeat gaps**: days between consecutive distinct purchase days of a customer in the canonical
-  orders (purchases: ``amount > 0``), all customers pooled; the 90th percentile is numpy's
+  orders (purchases: ``amount >= 0``: returns are negative, and a zero-amount order is kept in the
+  canonical orders only as a purchase, ``validation.zero_amount``), all customers pooled; the 90th percentile is numpy's
   (linear interpolation).
 * **days since last purchase**: ``as_of`` of the scores file minus the customer's last purchase
   day in the canonical orders. It is checked against ``T - recency`` of the scores file (both in
@@ -318,7 +319,7 @@ def scores_summary(scores_path: Path, canonical_path: Path, truth_path: Path | N
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE days AS SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS day "
-        f"FROM read_parquet('{canonical_path.as_posix()}') WHERE amount > 0"
+        f"FROM read_parquet('{canonical_path.as_posix()}') WHERE amount >= 0"
     )
     gaps = con.execute(
         "SELECT gap FROM (SELECT date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap "
