@@ -30,8 +30,8 @@ percentile of the shop's repeat-purchase gaps.
 Definitions
 -----------
 * **repeat gaps**: days between consecutive distinct purchase days of a customer in the canonical
-  orders (purchases: ``amount >= 0``: returns are negative, and a zero-amount order is kept in the
-  canonical orders only as a purchase, ``validation.zero_amount``), all customers pooled; the 90th percentile is numpy's
+  orders (every canonical order is a purchase, net of its returns, ``amount >= 0``; a zero-amount
+  order is there only when ``validation.zero_amount`` keeps it as one), all customers pooled; the 90th percentile is numpy's
   (linear interpolation).
 * **days since last purchase**: ``as_of`` of the scores file minus the customer's last purchase
   day in the canonical orders. It is checked against ``T - recency`` of the scores file (both in
