@@ -90,6 +90,22 @@ def test_a_small_but_real_calibration_loss_is_named_and_does_not_stop_the_classi
     assert worse.small_losses("model") == ["Brier 0.2001 vs 0.2000 (recency_rule)"]
 
 
+def test_a_shipped_score_calibrated_worse_than_the_aim_is_said_with_its_level() -> None:
+    """Rates exactly 0.2/0.4/0.6/0.8: the truth has ECE 0 (no sentence); 0.05 above it, ECE 0.05
+    and a mean 5 points above the realised rate, which the sentence gives."""
+    from clv_models.training.churn import CALIBRATION_NOTICE_ECE, calibration_notice
+
+    rng = np.random.default_rng(7)
+    truth = np.repeat([0.2, 0.4, 0.6, 0.8], 5_000)
+    outcome = np.concatenate([rng.permutation(np.arange(5_000) < 5_000 * rate) for rate in (0.2, 0.4, 0.6, 0.8)])
+    outcome = outcome.astype(float)
+    assert calibration_notice(result_with({**baselines_from(truth, rng), "model": truth}, outcome)) is None
+    notice = calibration_notice(result_with({**baselines_from(truth, rng), "model": truth + 0.05}, outcome))
+    assert CALIBRATION_NOTICE_ECE == 0.03
+    assert notice is not None and notice.startswith("churn_probability is calibrated to 0.050 on the test snapshot")
+    assert "its mean there was 55.0% against a realised churn rate of 50.0%" in notice
+
+
 def test_the_baseline_model_is_isotonic_regression_on_its_column() -> None:
     rng = np.random.default_rng(5)
     days = rng.integers(0, 400, 3000).astype(float)

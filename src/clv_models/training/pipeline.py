@@ -274,7 +274,7 @@ def train(
     from clv_models.scorer import CustomerModels, CustomerScorer
     from clv_models.tracking import Tracker, git_commit, package_version
     from clv_models.tracking.mlflow_tracking import flatten_params
-    from clv_models.training.churn import base_rate_shift_notice, shipped_summary, train_churn
+    from clv_models.training.churn import base_rate_shift_notice, calibration_notice, shipped_summary, train_churn
     from clv_models.training.segments import segmentation_markdown, train_segmentation
     from clv_models.training.value_basis import per_study_callback, train_value_step, value_table
 
@@ -342,8 +342,11 @@ def train(
             if churn.shipped != "model" or churn.worse_than_baselines or churn.small_losses(churn.shipped):
                 notices.append(shipped_summary(churn))
             shift = base_rate_shift_notice(churn)
+            calibration = calibration_notice(churn)
             if shift is not None:
                 notices.append(shift)
+            elif calibration is not None:  # no base-rate shift to explain it
+                notices.append(calibration)
 
             if settings.value.ranker == "auto":
                 say(f"value model: {settings.value.n_trials} Optuna trials per part")
