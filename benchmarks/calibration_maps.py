@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from season_calibration import source  # noqa: E402  (the same shops and seeds)
+from season_calibration import logit, source  # noqa: E402  (the same shops, seeds and logit)
 
 SHOPS = ("cdnow", "online_retail", "retail", "weekly_grocery", "one_time", "wholesale", "seasonal", "retail_270d")
 MAPS = ("sigmoid", "isotonic", "beta", "mean_sigmoid_isotonic", "trend4", "quantile_map", "oracle")
@@ -54,18 +54,10 @@ def shop_source(shop: str, work: Path) -> tuple[str, Any]:
     return source(shop, work)
 
 
-def logit(p: np.ndarray | float) -> Any:
-    q = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(q) - np.log1p(-q)
-
-
-def expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def maps(result: Any) -> dict[str, np.ndarray]:
     """Every map's test-snapshot probabilities (module docstring)."""
     import pandas as pd
+    from scipy.special import expit
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 

@@ -558,13 +558,11 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# D32's margins (training.churn.MATERIAL_GAP): AUC and ECE in points, Brier as a share of the baseline's.
-MARGINS = {"auc": 0.005, "brier": 0.005, "ece": 0.01}
-
-
 def gap_table(results: dict[str, dict[str, Any]]) -> str:
     """The shipped churn score minus the best baseline per metric (worse-positive: for AUC the
     baseline's minus ours), the paired bootstrap's 5th-95th percentiles, and D32's verdict."""
+    from clv_models.training.churn import MATERIAL_GAP  # D32's margins: AUC/ECE points, Brier a share
+
     header = ["shop", "shipped", "AUC gap [q05, q95]", "Brier gap [q05, q95]", "ECE gap [q05, q95]",
               "worse beyond noise", "worse beyond noise and margin (D32)"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
@@ -578,7 +576,7 @@ def gap_table(results: dict[str, dict[str, Any]]) -> str:
             g = gaps[m]
             cells.append(f"{g['gap']:+.4f} [{g['q05']:+.4f}, {g['q95']:+.4f}]")
             best = c["best_baseline"][m]["value"]
-            margin = MARGINS[m] * (best if m == "brier" else 1.0)
+            margin = MATERIAL_GAP[m] * (best if m == "brier" else 1.0)
             if g["q05"] > 0:
                 noise.append(m)
                 if g["gap"] > margin:

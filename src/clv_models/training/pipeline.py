@@ -341,11 +341,9 @@ def train(
                 metrics["churn_window_days"] = float(window.days)
             if churn.shipped != "model" or churn.worse_than_baselines or churn.small_losses(churn.shipped):
                 notices.append(shipped_summary(churn))
-            shift = base_rate_shift_notice(churn)
-            calibration = calibration_notice(churn)
-            if shift is not None:
-                notices.append(shift)
-            elif calibration is not None:  # no base-rate shift to explain it
+            # A poor calibration is said on its own only when no base-rate shift explains it.
+            calibration = base_rate_shift_notice(churn) or calibration_notice(churn)
+            if calibration is not None:
                 notices.append(calibration)
 
             if settings.value.ranker == "auto":
